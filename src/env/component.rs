@@ -1,0 +1,111 @@
+//! The one interface every server of the environment implements, and the
+//! generic start sequence: prepare → spawn → probe until ready → provision.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::process::{Process, log_tail};
+use super::{EnvError, Tools};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A server of the environment, as the local backend runs it.
+pub trait Component: Send + Sync {
+    /// Its name in logs, errors and `env.json` (`neo4j`, `s3-primary`, …).
+    fn name(&self) -> &str;
+    /// The file its stdout and stderr go to.
+    fn log(&self) -> PathBuf;
+    /// Writes its config and folders (idempotent) and returns the command
+    /// that runs it in the foreground.
+    fn prepare(&self, tools: &Tools) -> Result<Command, EnvError>;
+    /// One readiness probe: `Ok` once it answers a real request.
+    fn probe(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// How long it may take to become ready.
+    fn startup_timeout(&self) -> Duration;
+    /// Set-up once ready (users, buckets, proxies); safe to repeat.
+    fn provision(&self) -> BoxFuture<'_, Result<(), EnvError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The processes of one environment by component name. A process is
+/// registered the moment it is spawned, so whoever holds this can stop it
+/// even if the start that spawned it is abandoned half-way.
+pub type Procs = Arc<Mutex<BTreeMap<String, Process>>>;
+
+/// Starts `c` and returns once it is ready and provisioned. On failure its
+/// process is killed and the error carries the tail of its log.
+pub async fn start(c: Arc<dyn Component>, tools: &Tools, procs: &Procs) -> Result<u32, EnvError> {
+    let name = c.name().to_string();
+    let (comp, t) = (c.clone(), tools.clone());
+    let cmd = tokio::task::spawn_blocking(move || comp.prepare(&t))
+        .await
+        .map_err(|e| EnvError::component(&name, e))??;
+    let proc = Process::spawn(&name, cmd, &c.log())?;
+    let pid = proc.pid();
+    tracing::debug!(name, pid, "spawned");
+    lock(procs).insert(name.clone(), proc);
+    let ready = match wait_ready(c.as_ref(), procs).await {
+        Ok(()) => c.provision().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = ready {
+        if let Some(mut p) = lock(procs).remove(&name) {
+            p.kill();
+        }
+        return Err(e);
+    }
+    Ok(pid)
+}
+
+/// Locks `procs`, ignoring poisoning: the map stays valid whatever panicked.
+pub fn lock(procs: &Procs) -> std::sync::MutexGuard<'_, BTreeMap<String, Process>> {
+    procs.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn wait_ready(c: &dyn Component, procs: &Procs) -> Result<(), EnvError> {
+    let started = Instant::now();
+    let timeout = c.startup_timeout();
+    let mut last;
+    let died = || {
+        let mut map = lock(procs);
+        let p = map.get_mut(c.name())?;
+        p.exited().map(|status| p.died(status))
+    };
+    loop {
+        if let Some(e) = died() {
+            return Err(e);
+        }
+        match tokio::time::timeout(Duration::from_secs(5), c.probe()).await {
+            Ok(Ok(())) => {
+                tracing::info!(
+                    name = c.name(),
+                    secs = started.elapsed().as_secs_f64(),
+                    "ready"
+                );
+                return Ok(());
+            }
+            Ok(Err(e)) => last = e,
+            Err(_) => last = "probe timed out after 5 s".into(),
+        }
+        if started.elapsed() > timeout {
+            // Dying late is a clearer error than "not ready".
+            if let Some(e) = died() {
+                return Err(e);
+            }
+            return Err(EnvError::NotReady {
+                name: c.name().to_string(),
+                waited_s: timeout.as_secs(),
+                last,
+                log: c.log(),
+                tail: log_tail(&c.log(), 40),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

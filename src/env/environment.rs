@@ -1,0 +1,361 @@
+//! [`Environment`]: start every component in parallel, record `env.json`,
+//! and stop every process on `down`, on drop, or from another process.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::component::{self, Component, Procs, lock};
+use super::neo4j::Neo4jServer;
+use super::process::{Process, stop_groups};
+use super::seaweed::{INTERNAL_PORTS, SeaweedServer};
+use super::state::{LinkEndpoint, ProcessRecord, STATE_FORMAT};
+use super::toxiproxy::{Toxiproxy, ToxiproxyServer};
+use super::{
+    EnvError, EnvState, Link, Neo4jEndpoint, S3Endpoint, Tool, Tools, free_port, random_secret,
+    write_secret,
+};
+use crate::s3::S3Credentials;
+
+/// How long servers get to shut down cleanly before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+
+/// What to start; the defaults keep the whole environment near 2 GiB RSS.
+#[derive(Debug, Clone)]
+pub struct EnvOptions {
+    /// Names the state folder `<home>/envs/<name>` unless `dir` is set.
+    pub name: String,
+    pub dir: Option<PathBuf>,
+    /// JVM heap of each Neo4j, in MiB.
+    pub neo4j_heap_mb: u32,
+    /// Page cache of each Neo4j, in MiB.
+    pub neo4j_pagecache_mb: u32,
+    /// The backup bucket in each region.
+    pub bucket: String,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        Self {
+            name: "default".into(),
+            dir: None,
+            neo4j_heap_mb: 384,
+            neo4j_pagecache_mb: 64,
+            bucket: "backups".into(),
+        }
+    }
+}
+
+impl EnvOptions {
+    /// The state folder these options name.
+    pub fn state_dir(&self, home: &std::path::Path) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(|| home.join("envs").join(&self.name))
+    }
+}
+
+/// A running environment. Dropping it stops every process it holds, unless
+/// [`Environment::detach`] was called.
+pub struct Environment {
+    state: std::sync::Mutex<EnvState>,
+    dir: PathBuf,
+    tools: Tools,
+    procs: Procs,
+    detached: AtomicBool,
+}
+
+impl Environment {
+    /// Installs what is missing, starts every component and waits until all
+    /// are ready. A failure stops whatever had started.
+    pub async fn up(home: &std::path::Path, opts: &EnvOptions) -> Result<Self, EnvError> {
+        let tools = Tools::new(home);
+        let t = tools.clone();
+        tokio::task::spawn_blocking(move || t.ensure(&Tool::ALL))
+            .await
+            .map_err(|e| EnvError::component("installer", e))??;
+        let dir = opts.state_dir(home);
+        if let Ok(old) = Environment::attach(home, &dir) {
+            if old.alive().iter().any(|(_, alive)| *alive) {
+                old.detach();
+                return Err(EnvError::component(
+                    "environment",
+                    format!(
+                        "`{}` is already up (run `graphdrill env down` first)",
+                        dir.display()
+                    ),
+                ));
+            }
+            old.detach();
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| EnvError::io(&dir, e))?;
+        }
+        std::fs::create_dir_all(dir.join("secrets")).map_err(|e| EnvError::io(&dir, e))?;
+        let state = new_state(&dir, opts)?;
+        state.save()?;
+        let env = Environment {
+            state: std::sync::Mutex::new(state),
+            dir,
+            tools,
+            procs: Procs::default(),
+            detached: AtomicBool::new(false),
+        };
+        env.start_all().await?;
+        Ok(env)
+    }
+
+    /// The environment recorded in `dir` by another process (or this one).
+    pub fn attach(home: &std::path::Path, dir: &std::path::Path) -> Result<Self, EnvError> {
+        let state = EnvState::load(dir)?;
+        let procs: BTreeMap<String, Process> = state
+            .processes
+            .iter()
+            .map(|(name, r)| (name.clone(), Process::adopt(name, r.pid, &r.log)))
+            .collect();
+        Ok(Environment {
+            dir: dir.to_path_buf(),
+            state: std::sync::Mutex::new(state),
+            tools: Tools::new(home),
+            procs: Arc::new(std::sync::Mutex::new(procs)),
+            detached: AtomicBool::new(false),
+        })
+    }
+
+    /// Leaves the processes running when this value is dropped (`env up`
+    /// without `--foreground`); `env down` stops them later.
+    pub fn detach(self) {
+        self.detached.store(true, Ordering::SeqCst);
+    }
+
+    /// A copy of the recorded state.
+    pub fn state(&self) -> EnvState {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    pub fn toxiproxy(&self) -> Toxiproxy {
+        Toxiproxy::new(&self.state().toxiproxy_api)
+    }
+
+    /// Each recorded process and whether it is alive.
+    pub fn alive(&self) -> Vec<(String, bool)> {
+        lock(&self.procs)
+            .iter_mut()
+            .map(|(name, p)| (name.clone(), p.exited().is_none()))
+            .collect()
+    }
+
+    /// Stops every process (SIGTERM, then SIGKILL after a grace period) and
+    /// removes `env.json`; data and logs stay for inspection.
+    pub fn down(&self) {
+        let mut procs: Vec<Process> = std::mem::take(&mut *lock(&self.procs))
+            .into_values()
+            .collect();
+        if procs.is_empty() && !EnvState::path(&self.dir).exists() {
+            return;
+        }
+        stop_groups(&mut procs, STOP_GRACE);
+        let _ = std::fs::remove_file(EnvState::path(&self.dir));
+        tracing::info!(dir = %self.dir.display(), "environment down");
+    }
+
+    /// The component called `name`, built from the recorded state.
+    fn component(&self, name: &str) -> Option<Arc<dyn Component>> {
+        let state = self.state();
+        let dir = state.dir.join(name);
+        if let Some(e) = state.neo4j.get(name) {
+            return Some(Arc::new(Neo4jServer::new(name, dir, e.clone())));
+        }
+        if let Some(e) = state.s3.get(name) {
+            return Some(Arc::new(SeaweedServer::new(name, dir, e.clone())));
+        }
+        (name == "toxiproxy").then(|| {
+            let links = state
+                .links
+                .iter()
+                .map(|(n, l)| (n.clone(), l.clone()))
+                .collect();
+            Arc::new(ToxiproxyServer::new(dir, &state.toxiproxy_api, links)) as Arc<dyn Component>
+        })
+    }
+
+    fn component_names(&self) -> Vec<String> {
+        let state = self.state();
+        let mut names: Vec<String> = state.neo4j.keys().chain(state.s3.keys()).cloned().collect();
+        names.push("toxiproxy".into());
+        names
+    }
+
+    async fn start_all(&self) -> Result<(), EnvError> {
+        let mut set = tokio::task::JoinSet::new();
+        for name in self.component_names() {
+            let comp = self.component(&name).expect("named from state");
+            let (tools, procs) = (self.tools.clone(), self.procs.clone());
+            set.spawn(async move { component::start(comp, &tools, &procs).await });
+        }
+        let mut first_err = None;
+        while let Some(res) = set.join_next().await {
+            let res = res.map_err(|e| EnvError::component("environment", e)).and_then(|r| r);
+            if let Err(e) = res {
+                first_err.get_or_insert(e);
+            }
+        }
+        self.record_processes()?;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts one stopped component again (region restore).
+    pub async fn start_component(&self, name: &str) -> Result<(), EnvError> {
+        let comp = self
+            .component(name)
+            .ok_or_else(|| EnvError::component(name, "no such component"))?;
+        component::start(comp, &self.tools, &self.procs).await?;
+        self.record_processes()
+    }
+
+    /// Kills one component at once (SIGKILL), as a crash or region loss would.
+    pub fn kill_component(&self, name: &str) -> Result<(), EnvError> {
+        let proc = lock(&self.procs).remove(name);
+        match proc {
+            Some(mut p) => {
+                p.kill();
+                self.record_processes()
+            }
+            None => Err(EnvError::component(name, "is not running")),
+        }
+    }
+
+    fn record_processes(&self) -> Result<(), EnvError> {
+        let records = lock(&self.procs)
+            .iter()
+            .map(|(name, p)| {
+                (
+                    name.clone(),
+                    ProcessRecord {
+                        pid: p.pid(),
+                        log: p.log().to_path_buf(),
+                    },
+                )
+            })
+            .collect();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.processes = records;
+        state.save()
+    }
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        if !self.detached.load(Ordering::SeqCst) {
+            self.down();
+        }
+    }
+}
+
+/// Picks ports and writes credentials for a new environment.
+fn new_state(dir: &std::path::Path, opts: &EnvOptions) -> Result<EnvState, EnvError> {
+    let mut ports = PortPicker::default();
+    let secrets = dir.join("secrets");
+    let secret = |file: &str, value: String| -> Result<PathBuf, EnvError> {
+        let path = secrets.join(file);
+        write_secret(&path, &value)?;
+        Ok(path)
+    };
+
+    let mut neo4j = BTreeMap::new();
+    for name in ["neo4j", "neo4j-recovery"] {
+        let endpoint = Neo4jEndpoint {
+            bolt: format!("127.0.0.1:{}", ports.pick()?),
+            admin_user: "neo4j".into(),
+            admin_password_file: secret(&format!("{name}-admin.password"), random_secret(24))?,
+            agent_user: "graph_agent".into(),
+            agent_password_file: secret(&format!("{name}-agent.password"), random_secret(24))?,
+            heap_mb: opts.neo4j_heap_mb,
+            pagecache_mb: opts.neo4j_pagecache_mb,
+        };
+        neo4j.insert(name.to_string(), endpoint);
+    }
+
+    let creds = |prefix: &str| {
+        serde_json::to_string(&S3Credentials {
+            access_key: format!("{prefix}{}", random_secret(12)),
+            secret_key: random_secret(32),
+        })
+        .expect("credentials serialize")
+    };
+    let mut s3 = BTreeMap::new();
+    for (name, region) in [("s3-primary", "primary"), ("s3-archive", "archive")] {
+        let mut internal_ports = BTreeMap::new();
+        for flag in INTERNAL_PORTS {
+            internal_ports.insert(flag.to_string(), ports.pick()?);
+        }
+        let endpoint = S3Endpoint {
+            url: format!("http://127.0.0.1:{}", ports.pick()?),
+            region: region.into(),
+            bucket: opts.bucket.clone(),
+            admin_credentials_file: secret(&format!("{name}-admin.json"), creds("ADMIN"))?,
+            agent_credentials_file: secret(&format!("{name}-agent.json"), creds("AGENT"))?,
+            data_dir: dir.join(name).join("data"),
+            internal_ports,
+        };
+        s3.insert(name.to_string(), endpoint);
+    }
+
+    let control_port = ports.pick()?;
+    let mut links = BTreeMap::new();
+    for link in Link::ALL {
+        let upstream = match link {
+            Link::Neo4j | Link::Neo4jRecovery => neo4j[link.target()].bolt.clone(),
+            Link::S3Primary | Link::S3Archive => {
+                s3[link.target()].url.trim_start_matches("http://").to_string()
+            }
+            Link::Control => format!("127.0.0.1:{control_port}"),
+        };
+        let listen = format!("127.0.0.1:{}", ports.pick()?);
+        links.insert(link.name().to_string(), LinkEndpoint { listen, upstream });
+    }
+
+    Ok(EnvState {
+        format: STATE_FORMAT,
+        name: opts.name.clone(),
+        dir: dir.to_path_buf(),
+        started_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        neo4j,
+        s3,
+        toxiproxy_api: format!("http://127.0.0.1:{}", ports.pick()?),
+        links,
+        control_port,
+        processes: BTreeMap::new(),
+    })
+}
+
+/// Free ports, never the same one twice within an environment.
+#[derive(Default)]
+struct PortPicker {
+    taken: std::collections::HashSet<u16>,
+}
+
+impl PortPicker {
+    fn pick(&mut self) -> Result<u16, EnvError> {
+        loop {
+            let p = free_port()?;
+            // SeaweedFS derives no ports from these, but keep clear of the
+            // conventional `port + 10000` gRPC offset overflowing.
+            if p < 55000 && self.taken.insert(p) {
+                return Ok(p);
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Neo4j Community run as a plain JVM process from the installed jars, with
+//! auth on, a generated password and memory capped by config.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use neo4rs::{ConfigBuilder, Graph, query};
+
+use super::component::{BoxFuture, Component};
+use super::{EnvError, Neo4jEndpoint, Tools, read_secret};
+
+pub struct Neo4jServer {
+    name: String,
+    dir: PathBuf,
+    endpoint: Neo4jEndpoint,
+}
+
+impl Neo4jServer {
+    pub fn new(name: &str, dir: PathBuf, endpoint: Neo4jEndpoint) -> Self {
+        Self {
+            name: name.to_string(),
+            dir,
+            endpoint,
+        }
+    }
+
+    fn conf_dir(&self) -> PathBuf {
+        self.dir.join("conf")
+    }
+
+    fn config(&self, tools: &Tools) -> String {
+        let d = |sub: &str| self.dir.join(sub).display().to_string();
+        format!(
+            "# Written by graphdrill.\n\
+             server.directories.data={data}\n\
+             server.directories.logs={logs}\n\
+             server.directories.run={run}\n\
+             server.directories.import={import}\n\
+             server.directories.plugins={plugins}\n\
+             server.default_listen_address=127.0.0.1\n\
+             server.default_advertised_address=127.0.0.1\n\
+             server.bolt.listen_address={bolt}\n\
+             server.http.enabled=false\n\
+             server.https.enabled=false\n\
+             server.memory.heap.initial_size={heap}m\n\
+             server.memory.heap.max_size={heap}m\n\
+             server.memory.pagecache.size={pc}m\n\
+             dbms.memory.transaction.total.max=256m\n\
+             dbms.usage_report.enabled=false\n\
+             dbms.security.auth_enabled=true\n\
+             dbms.security.procedures.unrestricted=apoc.*\n\
+             db.tx_log.rotation.retention_policy=2 files\n",
+            data = d("data"),
+            logs = d("logs"),
+            run = d("run"),
+            import = d("import"),
+            plugins = tools.neo4j_home().join("plugins").display(),
+            bolt = self.endpoint.bolt,
+            heap = self.endpoint.heap_mb,
+            pc = self.endpoint.pagecache_mb,
+        )
+    }
+
+    fn java(&self, tools: &Tools) -> Command {
+        let home = tools.neo4j_home();
+        let mut cmd = Command::new("java");
+        cmd.arg(format!("-Xms{}m", self.endpoint.heap_mb))
+            .arg(format!("-Xmx{}m", self.endpoint.heap_mb))
+            .args([
+                "-XX:+UseG1GC",
+                "-XX:+ExitOnOutOfMemoryError",
+                "--add-opens=java.base/java.nio=ALL-UNNAMED",
+                "--add-opens=java.base/java.io=ALL-UNNAMED",
+                "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+                "--add-opens=java.base/java.lang=ALL-UNNAMED",
+                "-Dio.netty.tryReflectionSetAccessible=true",
+                "-Dlog4j2.disable.jmx=true",
+                "-cp",
+            ])
+            // APOC's extensions load only from the classpath.
+            .arg(format!(
+                "{}:{}",
+                home.join("plugins/*").display(),
+                home.join("lib/*").display()
+            ))
+            .env("NEO4J_HOME", &self.dir)
+            .env("NEO4J_CONF", self.conf_dir());
+        cmd
+    }
+}
+
+impl Component for Neo4jServer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+
+    fn prepare(&self, tools: &Tools) -> Result<Command, EnvError> {
+        let conf = self.conf_dir();
+        for sub in ["conf", "data", "logs", "run", "import"] {
+            let p = self.dir.join(sub);
+            std::fs::create_dir_all(&p).map_err(|e| EnvError::io(&p, e))?;
+        }
+        let conf_file = conf.join("neo4j.conf");
+        std::fs::write(&conf_file, self.config(tools)).map_err(|e| EnvError::io(&conf_file, e))?;
+        let apoc = conf.join("apoc.conf");
+        std::fs::write(&apoc, "apoc.trigger.enabled=true\napoc.trigger.refresh=1000\n")
+            .map_err(|e| EnvError::io(&apoc, e))?;
+        // The first start takes the initial password from data/dbms/auth.ini.
+        if !self.dir.join("data/dbms/auth.ini").exists() {
+            let pw = read_secret(&self.endpoint.admin_password_file)?;
+            let mut set = self.java(tools);
+            set.args(["org.neo4j.cli.AdminTool", "dbms", "set-initial-password"])
+                .arg(pw);
+            let out = set.output().map_err(|source| EnvError::Spawn {
+                name: self.name.clone(),
+                program: "java".into(),
+                source,
+            })?;
+            if !out.status.success() {
+                return Err(EnvError::component(
+                    &self.name,
+                    format!(
+                        "setting the initial password failed ({}): {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                ));
+            }
+        }
+        let mut cmd = self.java(tools);
+        cmd.arg("org.neo4j.server.CommunityEntryPoint")
+            .arg(format!("--home-dir={}", self.dir.display()))
+            .arg(format!("--config-dir={}", conf.display()));
+        Ok(cmd)
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async {
+            let graph = admin(&self.endpoint, "neo4j").await?;
+            let mut rows = graph
+                .execute(query("RETURN 1 AS one"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let row = rows.next().await.map_err(|e| e.to_string())?;
+            let one: i64 = row
+                .ok_or("no row")?
+                .get("one")
+                .map_err(|e| e.to_string())?;
+            if one == 1 {
+                Ok(())
+            } else {
+                Err(format!("RETURN 1 gave {one}"))
+            }
+        })
+    }
+
+    fn startup_timeout(&self) -> Duration {
+        Duration::from_secs(180)
+    }
+
+    fn provision(&self) -> BoxFuture<'_, Result<(), EnvError>> {
+        Box::pin(async {
+            let err = |e: String| EnvError::component(&self.name, e);
+            let pw = read_secret(&self.endpoint.agent_password_file)?;
+            let system = admin(&self.endpoint, "system").await.map_err(err)?;
+            let create = format!(
+                "CREATE USER `{}` IF NOT EXISTS SET PLAINTEXT PASSWORD $pw CHANGE NOT REQUIRED",
+                self.endpoint.agent_user
+            );
+            system
+                .run(query(&create).param("pw", pw))
+                .await
+                .map_err(|e| err(format!("creating the agent's user: {e}")))
+        })
+    }
+}
+
+/// A session to `db` as the harness's admin user.
+pub async fn admin(endpoint: &Neo4jEndpoint, db: &str) -> Result<Graph, String> {
+    let pw = read_secret(&endpoint.admin_password_file).map_err(|e| e.to_string())?;
+    connect(&endpoint.bolt, &endpoint.admin_user, &pw, db).await
+}
+
+/// A session to `db` at `bolt` (`127.0.0.1:port`).
+pub async fn connect(bolt: &str, user: &str, password: &str, db: &str) -> Result<Graph, String> {
+    let config = ConfigBuilder::default()
+        .uri(bolt)
+        .user(user)
+        .password(password)
+        .db(db)
+        .max_connections(2)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Graph::connect(config).await.map_err(|e| e.to_string())
+}
+
+/// Sets a user's password as the admin (credential rotation and its heal).
+pub async fn set_password(
+    endpoint: &Neo4jEndpoint,
+    user: &str,
+    password: &str,
+) -> Result<(), String> {
+    let system = admin(endpoint, "system").await?;
+    let alter = format!("ALTER USER `{user}` SET PLAINTEXT PASSWORD $pw CHANGE NOT REQUIRED");
+    system
+        .run(query(&alter).param("pw", password))
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,185 @@
+//! Child processes of the local backend: each in its own process group, its
+//! output in a log file, stopped as a group so no grandchild survives.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::EnvError;
+
+/// A running server started by graphdrill.
+#[derive(Debug)]
+pub struct Process {
+    name: String,
+    pid: u32,
+    log: PathBuf,
+    /// Present when this process spawned it, so it can be reaped.
+    child: Option<Child>,
+}
+
+impl Process {
+    /// Starts `cmd` in a new process group, appending stdout and stderr to `log`.
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Self, EnvError> {
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|source| EnvError::io(log, source))?;
+        let err = out.try_clone().map_err(|source| EnvError::io(log, source))?;
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        let child = cmd.spawn().map_err(|source| EnvError::Spawn {
+            name: name.to_string(),
+            program: cmd.get_program().to_string_lossy().into_owned(),
+            source,
+        })?;
+        Ok(Self {
+            name: name.to_string(),
+            pid: child.id(),
+            log: log.to_path_buf(),
+            child: Some(child),
+        })
+    }
+
+    /// A process started by another graphdrill process, known by its pid.
+    pub fn adopt(name: &str, pid: u32, log: &Path) -> Self {
+        Self {
+            name: name.to_string(),
+            pid,
+            log: log.to_path_buf(),
+            child: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// `Some(status)` once the process has exited (`None` status if it was
+    /// not our child and so cannot be reaped).
+    pub fn exited(&mut self) -> Option<Option<ExitStatus>> {
+        match &mut self.child {
+            Some(child) => child.try_wait().ok().flatten().map(Some),
+            None => (!group_alive(self.pid)).then_some(None),
+        }
+    }
+
+    /// The error for a process that exited while it should be serving.
+    pub fn died(&self, status: Option<ExitStatus>) -> EnvError {
+        EnvError::Died {
+            name: self.name.clone(),
+            status: status.map_or_else(|| "unknown".into(), |s| s.to_string()),
+            log: self.log.clone(),
+            tail: log_tail(&self.log, 40),
+        }
+    }
+
+    /// SIGTERM to the group, then SIGKILL after `grace`; returns once no
+    /// member of the group is left.
+    pub fn stop(&mut self, grace: Duration) {
+        stop_groups(std::slice::from_mut(self), grace);
+    }
+
+    /// SIGKILL to the whole group, at once (a crash, not a shutdown).
+    pub fn kill(&mut self) {
+        signal_group(self.pid, libc::SIGKILL);
+        self.reap_until(Instant::now() + Duration::from_secs(10));
+    }
+
+    /// SIGSTOP / SIGCONT to the whole group.
+    pub fn pause(&self, paused: bool) {
+        signal_group(self.pid, if paused { libc::SIGSTOP } else { libc::SIGCONT });
+    }
+
+    fn reap_until(&mut self, deadline: Instant) -> bool {
+        loop {
+            if let Some(child) = &mut self.child {
+                let _ = child.try_wait();
+            }
+            if !group_alive(self.pid) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Stops several process groups at once, so the slowest sets the pace.
+pub fn stop_groups(procs: &mut [Process], grace: Duration) {
+    for p in procs.iter() {
+        signal_group(p.pid, libc::SIGCONT);
+        signal_group(p.pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    for p in procs.iter_mut() {
+        if !p.reap_until(deadline) {
+            tracing::warn!(name = %p.name, pid = p.pid, "did not stop in time; killing");
+            signal_group(p.pid, libc::SIGKILL);
+            p.reap_until(Instant::now() + Duration::from_secs(10));
+        }
+    }
+}
+
+fn signal_group(pgid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is touched.
+    unsafe {
+        libc::kill(-(pgid as libc::pid_t), sig);
+    }
+}
+
+/// Whether any process of group `pgid` is alive (zombies count as gone).
+pub fn group_alive(pgid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    let exists = unsafe { libc::kill(-(pgid as libc::pid_t), 0) } == 0;
+    exists && !only_zombies(pgid)
+}
+
+fn only_zombies(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name: state, ppid, pgrp, ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(2) == Some(&pgid.to_string().as_str()) && fields.first() != Some(&"Z") {
+            return false;
+        }
+    }
+    true
+}
+
+/// The last `n` lines of a log file (empty if it cannot be read).
+pub fn log_tail(path: &Path, n: usize) -> String {
+    const WINDOW: u64 = 64 * 1024;
+    let mut buf = Vec::new();
+    if let Ok(mut f) = File::open(path) {
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(WINDOW)));
+        let _ = f.read_to_end(&mut buf);
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

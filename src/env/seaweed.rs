@@ -1,0 +1,143 @@
+//! One SeaweedFS `weed mini` per region: an S3 endpoint with an identities
+//! file (an admin for the harness, a least-privilege identity for the agent).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use super::component::{BoxFuture, Component};
+use super::{EnvError, S3Endpoint, Tools, load_s3_credentials, write_secret};
+use crate::s3::Bucket;
+
+/// `weed mini` listeners besides S3; every one is set, so no default port
+/// is ever used and two environments never collide.
+pub const INTERNAL_PORTS: [&str; 13] = [
+    "s3.port.grpc",
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "volume.port.public",
+    "filer.port",
+    "filer.port.grpc",
+    "filer.port.public",
+    "webdav.port",
+    "admin.port",
+    "admin.port.grpc",
+    "metricsPort",
+];
+
+pub struct SeaweedServer {
+    name: String,
+    dir: PathBuf,
+    endpoint: S3Endpoint,
+}
+
+impl SeaweedServer {
+    pub fn new(name: &str, dir: PathBuf, endpoint: S3Endpoint) -> Self {
+        Self {
+            name: name.to_string(),
+            dir,
+            endpoint,
+        }
+    }
+
+    fn admin_bucket(&self) -> Result<Bucket, String> {
+        let creds =
+            load_s3_credentials(&self.endpoint.admin_credentials_file).map_err(|e| e.to_string())?;
+        Bucket::new(
+            &self.endpoint.url,
+            &creds,
+            &self.endpoint.bucket,
+            Duration::from_secs(5),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// The identities file: admin may do anything; the agent may read, list
+    /// and write its own bucket only.
+    fn identities(&self) -> Result<String, EnvError> {
+        let admin = load_s3_credentials(&self.endpoint.admin_credentials_file)?;
+        let agent = load_s3_credentials(&self.endpoint.agent_credentials_file)?;
+        let b = &self.endpoint.bucket;
+        let doc = serde_json::json!({
+            "identities": [
+                {
+                    "name": "graphdrill-admin",
+                    "credentials": [{"accessKey": admin.access_key, "secretKey": admin.secret_key}],
+                    "actions": ["Admin", "Read", "List", "Tagging", "Write"]
+                },
+                {
+                    "name": "graph-agent",
+                    "credentials": [{"accessKey": agent.access_key, "secretKey": agent.secret_key}],
+                    "actions": [format!("Read:{b}"), format!("List:{b}"), format!("Write:{b}")]
+                }
+            ]
+        });
+        Ok(doc.to_string())
+    }
+}
+
+impl Component for SeaweedServer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.join("weed.log")
+    }
+
+    fn prepare(&self, tools: &Tools) -> Result<Command, EnvError> {
+        let data = &self.endpoint.data_dir;
+        std::fs::create_dir_all(data).map_err(|e| EnvError::io(data, e))?;
+        let config = self.dir.join("s3.json");
+        write_secret(&config, &self.identities()?)?;
+        let s3_port = self
+            .endpoint
+            .url
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let mut cmd = Command::new(tools.weed());
+        cmd.arg("mini")
+            .arg(format!("-dir={}", data.display()))
+            .arg(format!("-s3.config={}", config.display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+            .arg(format!("-s3.port={s3_port}"))
+            .args([
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                "-admin.ui=false",
+                "-master.telemetry=false",
+            ])
+            .arg(format!("-filer.localSocket={}", self.dir.join("filer.sock").display()))
+            .arg(format!("-s3.localSocket={}", self.dir.join("s3.sock").display()));
+        for (flag, port) in &self.endpoint.internal_ports {
+            cmd.arg(format!("-{flag}={port}"));
+        }
+        Ok(cmd)
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async {
+            let bucket = self.admin_bucket()?;
+            bucket.list_buckets().await.map(|_| ()).map_err(|e| e.to_string())
+        })
+    }
+
+    fn startup_timeout(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    fn provision(&self) -> BoxFuture<'_, Result<(), EnvError>> {
+        Box::pin(async {
+            let err = |e: String| EnvError::component(&self.name, e);
+            let bucket = self.admin_bucket().map_err(err)?;
+            bucket
+                .ensure_exists()
+                .await
+                .map_err(|e| err(format!("creating bucket: {e}")))
+        })
+    }
+}

@@ -1,0 +1,18 @@
+//! graphdrill: chaos and disaster-recovery drills for graph-database backups.
+//!
+//! Glossary:
+//! - **environment**: the real servers of one drill (two Neo4j, two S3
+//!   regions, Toxiproxy), started and stopped by graphdrill ([`env`]).
+//! - **component**: one of those servers, behind one interface
+//!   ([`env::Component`]): prepare, start, probe, provision, stop, logs.
+//! - **link**: a network path the agent uses, each through its own Toxiproxy
+//!   proxy ([`env::Link`]); the judge never uses these.
+//! - **fault**: a reversible injury to the environment: a toxic on a link, a
+//!   partition, an `AccessDenied` bucket policy, region loss, a rotated
+//!   password ([`fault`]). Every fault has a heal.
+//! - **workload**, **history**, **backup**, **restore**, **check**,
+//!   **report**: the drill itself, built on these.
+
+pub mod env;
+pub mod fault;
+pub mod s3;
