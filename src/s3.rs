@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use minio::s3::creds::StaticProvider;
-use minio::s3::error::{Error as MinioError, S3ServerError};
+use minio::s3::error::{Error as MinioError, S3ServerError, ValidationErr};
 use minio::s3::types::S3Api;
 use minio::s3::{MinioClient, MinioClientBuilder};
 use serde::{Deserialize, Serialize};
@@ -127,7 +127,11 @@ impl Bucket {
     /// ListBuckets: a cheap authenticated round trip.
     pub async fn list_buckets(&self) -> Result<Vec<String>, S3Error> {
         let resp = self
-            .call("list-buckets", "", self.client.list_buckets().build().send())
+            .call(
+                "list-buckets",
+                "",
+                self.client.list_buckets().build().send(),
+            )
             .await?;
         let names = resp
             .buckets()
@@ -224,15 +228,22 @@ impl Bucket {
 
 fn classify(e: &MinioError) -> S3ErrorKind {
     match e {
-        MinioError::S3Server(S3ServerError::S3Error(resp)) => match resp.code().to_string().as_str() {
-            "AccessDenied" => S3ErrorKind::AccessDenied,
-            "NoSuchKey" | "NoSuchBucket" => S3ErrorKind::NotFound,
-            _ => S3ErrorKind::Server,
-        },
+        MinioError::S3Server(S3ServerError::S3Error(resp)) => {
+            match resp.code().to_string().as_str() {
+                "AccessDenied" => S3ErrorKind::AccessDenied,
+                "NoSuchKey" | "NoSuchBucket" => S3ErrorKind::NotFound,
+                _ => S3ErrorKind::Server,
+            }
+        }
         MinioError::S3Server(S3ServerError::HttpError(403, _)) => S3ErrorKind::AccessDenied,
         MinioError::S3Server(S3ServerError::HttpError(404, _)) => S3ErrorKind::NotFound,
         MinioError::S3Server(_) => S3ErrorKind::Server,
         MinioError::Network(_) | MinioError::DriveIo(_) => S3ErrorKind::Network,
+        // The crate files transport failures (refused, reset) under validation.
+        MinioError::Validation(ValidationErr::HttpError(e)) if e.is_timeout() => {
+            S3ErrorKind::Timeout
+        }
+        MinioError::Validation(ValidationErr::HttpError(_)) => S3ErrorKind::Network,
         MinioError::Validation(_) => S3ErrorKind::Invalid,
     }
 }

@@ -171,10 +171,7 @@ async fn up(home: &std::path::Path, opts: &EnvOptions, foreground: bool) -> Resu
         _ = tokio::signal::ctrl_c() => return Err(interrupted()),
         _ = sigterm.recv() => return Err(interrupted()),
     };
-    eprintln!(
-        "environment up in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("environment up in {:.1} s", started.elapsed().as_secs_f64());
     print_status(&env);
     if !foreground {
         env.detach();

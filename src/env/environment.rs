@@ -201,7 +201,9 @@ impl Environment {
         }
         let mut first_err = None;
         while let Some(res) = set.join_next().await {
-            let res = res.map_err(|e| EnvError::component("environment", e)).and_then(|r| r);
+            let res = res
+                .map_err(|e| EnvError::component("environment", e))
+                .and_then(|r| r);
             if let Err(e) = res {
                 first_err.get_or_insert(e);
             }
@@ -315,9 +317,10 @@ fn new_state(dir: &std::path::Path, opts: &EnvOptions) -> Result<EnvState, EnvEr
     for link in Link::ALL {
         let upstream = match link {
             Link::Neo4j | Link::Neo4jRecovery => neo4j[link.target()].bolt.clone(),
-            Link::S3Primary | Link::S3Archive => {
-                s3[link.target()].url.trim_start_matches("http://").to_string()
-            }
+            Link::S3Primary | Link::S3Archive => s3[link.target()]
+                .url
+                .trim_start_matches("http://")
+                .to_string(),
             Link::Control => format!("127.0.0.1:{control_port}"),
         };
         let listen = format!("127.0.0.1:{}", ports.pick()?);

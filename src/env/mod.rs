@@ -13,18 +13,17 @@
 mod component;
 mod environment;
 pub mod install;
-mod neo4j;
-mod process;
+pub mod neo4j;
+pub mod process;
 mod seaweed;
 mod state;
 pub mod toxiproxy;
 
 use std::path::{Path, PathBuf};
 
-pub use component::Component;
+pub use component::{Component, Procs, start};
 pub use environment::{EnvOptions, Environment};
 pub use install::{Tool, Tools};
-pub use process::group_alive;
 pub use state::{EnvState, Link, LinkEndpoint, Neo4jEndpoint, S3Endpoint, load_s3_credentials};
 
 /// Everything that can go wrong while installing, starting or stopping an
@@ -147,7 +146,7 @@ pub fn read_secret(path: &Path) -> Result<String, EnvError> {
 }
 
 /// A random password of letters and digits.
-pub(crate) fn random_secret(len: usize) -> String {
+pub fn random_secret(len: usize) -> String {
     use rand::Rng;
     rand::rng()
         .sample_iter(rand::distr::Alphanumeric)

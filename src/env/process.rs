@@ -28,7 +28,9 @@ impl Process {
             .append(true)
             .open(log)
             .map_err(|source| EnvError::io(log, source))?;
-        let err = out.try_clone().map_err(|source| EnvError::io(log, source))?;
+        let err = out
+            .try_clone()
+            .map_err(|source| EnvError::io(log, source))?;
         cmd.stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -54,10 +56,6 @@ impl Process {
             log: log.to_path_buf(),
             child: None,
         }
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     pub fn pid(&self) -> u32 {
@@ -87,29 +85,22 @@ impl Process {
         }
     }
 
-    /// SIGTERM to the group, then SIGKILL after `grace`; returns once no
-    /// member of the group is left.
-    pub fn stop(&mut self, grace: Duration) {
-        stop_groups(std::slice::from_mut(self), grace);
-    }
-
     /// SIGKILL to the whole group, at once (a crash, not a shutdown).
     pub fn kill(&mut self) {
         signal_group(self.pid, libc::SIGKILL);
         self.reap_until(Instant::now() + Duration::from_secs(10));
     }
 
-    /// SIGSTOP / SIGCONT to the whole group.
-    pub fn pause(&self, paused: bool) {
-        signal_group(self.pid, if paused { libc::SIGSTOP } else { libc::SIGCONT });
-    }
-
+    /// Waits until the group is gone and, for our own child, reaped: a JVM
+    /// shows as a zombie while its threads still exit, and once we exit no
+    /// one else may reap it.
     fn reap_until(&mut self, deadline: Instant) -> bool {
         loop {
-            if let Some(child) = &mut self.child {
-                let _ = child.try_wait();
-            }
-            if !group_alive(self.pid) {
+            let reaped = match &mut self.child {
+                Some(child) => matches!(child.try_wait(), Ok(Some(_))),
+                None => true,
+            };
+            if reaped && !group_alive(self.pid) {
                 return true;
             }
             if Instant::now() >= deadline {

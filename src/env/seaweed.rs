@@ -43,8 +43,8 @@ impl SeaweedServer {
     }
 
     fn admin_bucket(&self) -> Result<Bucket, String> {
-        let creds =
-            load_s3_credentials(&self.endpoint.admin_credentials_file).map_err(|e| e.to_string())?;
+        let creds = load_s3_credentials(&self.endpoint.admin_credentials_file)
+            .map_err(|e| e.to_string())?;
         Bucket::new(
             &self.endpoint.url,
             &creds,
@@ -111,8 +111,14 @@ impl Component for SeaweedServer {
                 "-admin.ui=false",
                 "-master.telemetry=false",
             ])
-            .arg(format!("-filer.localSocket={}", self.dir.join("filer.sock").display()))
-            .arg(format!("-s3.localSocket={}", self.dir.join("s3.sock").display()));
+            .arg(format!(
+                "-filer.localSocket={}",
+                self.dir.join("filer.sock").display()
+            ))
+            .arg(format!(
+                "-s3.localSocket={}",
+                self.dir.join("s3.sock").display()
+            ));
         for (flag, port) in &self.endpoint.internal_ports {
             cmd.arg(format!("-{flag}={port}"));
         }
@@ -122,7 +128,11 @@ impl Component for SeaweedServer {
     fn probe(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async {
             let bucket = self.admin_bucket()?;
-            bucket.list_buckets().await.map(|_| ()).map_err(|e| e.to_string())
+            bucket
+                .list_buckets()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         })
     }
 

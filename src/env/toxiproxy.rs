@@ -221,7 +221,8 @@ impl Toxiproxy {
         let v = self
             .send(
                 &format!("list toxics of {proxy}"),
-                self.http.get(format!("{}/proxies/{proxy}/toxics", self.api)),
+                self.http
+                    .get(format!("{}/proxies/{proxy}/toxics", self.api)),
             )
             .await?;
         Ok(v.as_array()

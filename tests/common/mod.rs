@@ -1,0 +1,119 @@
+//! One real environment shared by the tests of a test binary: started on
+//! first use, stopped when the binary exits. Tests that inject faults hold
+//! [`serial`], the others [`healthy`], so one test's fault never lands in
+//! another's measurement.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::sync::OnceLock;
+
+use std::time::Duration;
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use graphdrill::env::{self, EnvOptions, Environment, Link, load_s3_credentials};
+use graphdrill::s3::Bucket;
+
+static ENV: OnceLock<Environment> = OnceLock::new();
+static FAULTS: RwLock<()> = RwLock::const_new(());
+
+extern "C" fn stop_shared_env() {
+    if let Some(env) = ENV.get() {
+        env.down();
+    }
+}
+
+/// Stops environments left by test binaries that were killed (no atexit ran).
+fn sweep_stale_test_envs(home: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(home.join("envs")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("test-")
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks whether the owner still runs.
+        let owner_alive = unsafe { libc::kill(pid, 0) } == 0;
+        if !owner_alive {
+            if let Ok(stale) = Environment::attach(home, &entry.path()) {
+                stale.down();
+            }
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The shared environment, started on first call.
+pub fn shared_env() -> &'static Environment {
+    ENV.get_or_init(|| {
+        // Started on its own thread: the caller may already be inside a runtime.
+        let env = std::thread::spawn(|| {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let home = env::home().unwrap();
+            sweep_stale_test_envs(&home);
+            let opts = EnvOptions {
+                name: format!("test-{}", std::process::id()),
+                ..EnvOptions::default()
+            };
+            rt.block_on(Environment::up(&home, &opts))
+        })
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("shared environment failed to start: {e}"));
+        // SAFETY: registers a plain function to run at process exit.
+        unsafe { libc::atexit(stop_shared_env) };
+        env
+    })
+}
+
+/// Held by a test that injects faults: no other test runs meanwhile.
+pub async fn serial() -> RwLockWriteGuard<'static, ()> {
+    FAULTS.write().await
+}
+
+/// Held by a test that needs a healthy environment: no fault test runs meanwhile.
+pub async fn healthy() -> RwLockReadGuard<'static, ()> {
+    FAULTS.read().await
+}
+
+/// The agent's view of a region's bucket: its own credentials, through its link.
+pub fn agent_bucket(env: &Environment, region: &str, timeout: Duration) -> Bucket {
+    let state = env.state();
+    let s3 = &state.s3[region];
+    let link = Link::parse(region).unwrap();
+    let creds = load_s3_credentials(&s3.agent_credentials_file).unwrap();
+    let url = format!("http://{}", state.link(link).listen);
+    Bucket::new(&url, &creds, &s3.bucket, timeout).unwrap()
+}
+
+/// The harness's view of a region's bucket: admin, direct.
+pub fn admin_bucket(env: &Environment, region: &str) -> Bucket {
+    let state = env.state();
+    let s3 = &state.s3[region];
+    let creds = load_s3_credentials(&s3.admin_credentials_file).unwrap();
+    Bucket::new(&s3.url, &creds, &s3.bucket, Duration::from_secs(10)).unwrap()
+}
+
+/// A Bolt session as the agent, through its link to `instance`.
+pub async fn agent_graph(env: &Environment, instance: &str) -> Result<neo4rs::Graph, String> {
+    let state = env.state();
+    let n = &state.neo4j[instance];
+    let pw = env::read_secret(&n.agent_password_file).unwrap();
+    let link = Link::parse(instance).unwrap();
+    env::neo4j::connect(&state.link(link).listen, &n.agent_user, &pw, "neo4j").await
+}
+
+/// A Bolt session as the harness's admin, direct.
+pub async fn admin_graph(env: &Environment, instance: &str) -> neo4rs::Graph {
+    env::neo4j::admin(&env.state().neo4j[instance], "neo4j")
+        .await
+        .unwrap()
+}
+
+/// Runs `q` (returning a column `n`) without neo4rs's hidden retries.
+pub async fn scalar(graph: &neo4rs::Graph, q: neo4rs::Query) -> Result<i64, String> {
+    env::neo4j::query_i64(graph, q).await
+}
