@@ -25,6 +25,11 @@ pub trait Component: Send + Sync {
     fn prepare(&self, tools: &Tools) -> Result<Command, EnvError>;
     /// One readiness probe: `Ok` once it answers a real request.
     fn probe(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// A fatal error the server reported while still running (some servers
+    /// log a failed listen and carry on); checked while waiting for ready.
+    fn startup_failure(&self) -> Option<String> {
+        None
+    }
     /// How long it may take to become ready.
     fn startup_timeout(&self) -> Duration;
     /// Set-up once ready (users, buckets, proxies); safe to repeat.
@@ -80,6 +85,14 @@ async fn wait_ready(c: &dyn Component, procs: &Procs) -> Result<(), EnvError> {
     loop {
         if let Some(e) = died() {
             return Err(e);
+        }
+        if let Some(reason) = c.startup_failure() {
+            return Err(EnvError::StartFailed {
+                name: c.name().to_string(),
+                reason,
+                log: c.log(),
+                tail: log_tail(&c.log(), 40),
+            });
         }
         match tokio::time::timeout(Duration::from_secs(5), c.probe()).await {
             Ok(Ok(())) => {

@@ -60,6 +60,13 @@ pub enum EnvError {
         log: PathBuf,
         tail: String,
     },
+    #[error("{name} failed to start: {reason}; last lines of `{}`:\n{tail}", log.display())]
+    StartFailed {
+        name: String,
+        reason: String,
+        log: PathBuf,
+        tail: String,
+    },
     #[error("{name} was not ready after {waited_s} s ({last}); last lines of `{}`:\n{tail}", log.display())]
     NotReady {
         name: String,

@@ -62,11 +62,12 @@ impl Neo4jServer {
         )
     }
 
-    fn java(&self, tools: &Tools) -> Command {
+    /// A JVM with Neo4j's classpath and a heap of `heap_mb` MiB.
+    fn java(&self, tools: &Tools, heap_mb: u32) -> Command {
         let home = tools.neo4j_home();
         let mut cmd = Command::new("java");
-        cmd.arg(format!("-Xms{}m", self.endpoint.heap_mb))
-            .arg(format!("-Xmx{}m", self.endpoint.heap_mb))
+        cmd.arg(format!("-Xms{heap_mb}m"))
+            .arg(format!("-Xmx{heap_mb}m"))
             .args([
                 "-XX:+UseG1GC",
                 "-XX:+ExitOnOutOfMemoryError",
@@ -116,7 +117,7 @@ impl Component for Neo4jServer {
         // The first start takes the initial password from data/dbms/auth.ini.
         if !self.dir.join("data/dbms/auth.ini").exists() {
             let pw = read_secret(&self.endpoint.admin_password_file)?;
-            let mut set = self.java(tools);
+            let mut set = self.java(tools, 128);
             set.args(["org.neo4j.cli.AdminTool", "dbms", "set-initial-password"])
                 .arg(pw);
             let out = set.output().map_err(|source| EnvError::Spawn {
@@ -135,7 +136,7 @@ impl Component for Neo4jServer {
                 ));
             }
         }
-        let mut cmd = self.java(tools);
+        let mut cmd = self.java(tools, self.endpoint.heap_mb);
         cmd.arg("org.neo4j.server.CommunityEntryPoint")
             .arg(format!("--home-dir={}", self.dir.display()))
             .arg(format!("--config-dir={}", conf.display()));

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::component::{BoxFuture, Component};
+use super::process::log_tail;
 use super::{EnvError, LinkEndpoint, Tools};
 
 #[derive(Debug, thiserror::Error)]
@@ -154,26 +155,14 @@ impl Toxiproxy {
         })
     }
 
-    /// Creates (or replaces) a proxy listening on `listen` for `upstream`.
-    pub async fn create_proxy(
-        &self,
-        name: &str,
-        listen: &str,
-        upstream: &str,
-    ) -> Result<(), ToxiproxyError> {
-        let body = json!({"name": name, "listen": listen, "upstream": upstream, "enabled": true});
-        // Replacing keeps provisioning idempotent across restarts.
-        let _ = self
-            .http
-            .delete(format!("{}/proxies/{name}", self.api))
-            .send()
-            .await;
-        self.send(
-            &format!("create proxy {name}"),
-            self.http.post(format!("{}/proxies", self.api)).json(&body),
-        )
-        .await
-        .map(|_| ())
+    /// The names of all proxies.
+    pub async fn proxies(&self) -> Result<Vec<String>, ToxiproxyError> {
+        let v = self
+            .send("list proxies", self.http.get(format!("{}/proxies", self.api)))
+            .await?;
+        Ok(v.as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default())
     }
 
     /// Link down (`false`: connections refused, open ones dropped) or up.
@@ -264,35 +253,45 @@ impl Component for ToxiproxyServer {
     fn prepare(&self, tools: &Tools) -> Result<Command, EnvError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| EnvError::io(&self.dir, e))?;
         let port = self.api.rsplit(':').next().unwrap_or_default();
+        // The links are created from a config file at start, before the API listens.
+        let proxies: Vec<_> = self
+            .links
+            .iter()
+            .map(|(name, l)| json!({"name": name, "listen": l.listen, "upstream": l.upstream, "enabled": true}))
+            .collect();
+        let config = self.dir.join("proxies.json");
+        std::fs::write(&config, serde_json::to_string_pretty(&proxies).expect("json"))
+            .map_err(|e| EnvError::io(&config, e))?;
         let mut cmd = Command::new(tools.toxiproxy());
-        cmd.args(["-host", "127.0.0.1", "-port", port]);
+        cmd.args(["-host", "127.0.0.1", "-port", port, "-config"])
+            .arg(&config);
         Ok(cmd)
     }
 
     fn probe(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async {
-            Toxiproxy::new(&self.api)
-                .version()
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            let client = Toxiproxy::new(&self.api);
+            client.version().await.map_err(|e| e.to_string())?;
+            let present = client.proxies().await.map_err(|e| e.to_string())?;
+            match self.links.iter().find(|(name, _)| !present.contains(name)) {
+                Some((missing, _)) => Err(format!("proxy `{missing}` is missing")),
+                None => Ok(()),
+            }
         })
+    }
+
+    fn startup_failure(&self) -> Option<String> {
+        // Toxiproxy logs a failed listen and keeps running without an API.
+        log_tail(&self.log(), 40)
+            .lines()
+            .find(|l| l.contains("Server finished with error"))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+                v["error"].as_str().unwrap_or(l).to_string()
+            })
     }
 
     fn startup_timeout(&self) -> Duration {
         Duration::from_secs(20)
-    }
-
-    fn provision(&self) -> BoxFuture<'_, Result<(), EnvError>> {
-        Box::pin(async {
-            let client = Toxiproxy::new(&self.api);
-            for (name, link) in &self.links {
-                client
-                    .create_proxy(name, &link.listen, &link.upstream)
-                    .await
-                    .map_err(|e| EnvError::component("toxiproxy", e))?;
-            }
-            Ok(())
-        })
     }
 }
