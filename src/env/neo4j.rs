@@ -50,7 +50,10 @@ impl Neo4jServer {
              dbms.usage_report.enabled=false\n\
              dbms.security.auth_enabled=true\n\
              dbms.security.procedures.unrestricted=apoc.*\n\
-             db.tx_log.rotation.retention_policy=2 files\n",
+             db.tx_log.rotation.retention_policy=2 files\n\
+             # Bolt waits 2 x 5 s on shutdown by default; nothing here needs it.\n\
+             internal.server.bolt.thread_pool_shutdown_wait_time=1s\n\
+             internal.server.bolt.connection_shutdown_wait_time=1s\n",
             data = d("data"),
             logs = d("logs"),
             run = d("run"),
