@@ -10,9 +10,13 @@
 //! - **fault**: a reversible injury to the environment: a toxic on a link, a
 //!   partition, an `AccessDenied` bucket policy, region loss, a rotated
 //!   password ([`fault`]). Every fault has a heal.
+//! - **agent**: graph-agent, the backup agent under test ([`agent`]); the
+//!   runner reaches it only through its control API ([`api`]).
 //! - **workload**, **history**, **backup**, **restore**, **check**,
 //!   **report**: the drill itself, built on these.
 
+pub mod agent;
+pub mod api;
 pub mod env;
 pub mod fault;
 pub mod s3;

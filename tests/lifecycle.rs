@@ -38,7 +38,9 @@ fn processes_using(dir: &Path) -> Vec<u32> {
         .filter(|pid| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = stat.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z'));
+            let zombie = stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, r)| r.starts_with('Z'));
             !zombie && String::from_utf8_lossy(&cmdline).contains(&needle)
         })
         .collect()
@@ -68,21 +70,45 @@ fn assert_all_up(state: &EnvState) {
 fn env_down_from_another_process_stops_everything_and_frees_its_ports() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("env");
-    let up = graphdrill().args(["env", "up", "--dir"]).arg(&d).output().unwrap();
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let up = graphdrill()
+        .args(["env", "up", "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     let state = EnvState::load(&d).unwrap();
     assert_all_up(&state);
 
-    let status = graphdrill().args(["env", "status", "--dir"]).arg(&d).output().unwrap();
+    let status = graphdrill()
+        .args(["env", "status", "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(status.status.success());
     assert_eq!(text.matches(" up ").count(), 5, "{text}");
 
-    let down = graphdrill().args(["env", "down", "--dir"]).arg(&d).output().unwrap();
-    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    let down = graphdrill()
+        .args(["env", "down", "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     assert_all_gone(&state);
 
-    let after = graphdrill().args(["env", "status", "--dir"]).arg(&d).output().unwrap();
+    let after = graphdrill()
+        .args(["env", "status", "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
     assert_eq!(after.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&after.stderr).contains("no environment"));
 }
@@ -120,7 +146,10 @@ fn sigint_stops_a_foreground_environment() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "env up did not stop after SIGINT");
+        assert!(
+            Instant::now() < deadline,
+            "env up did not stop after SIGINT"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let rest = drain.join().unwrap();
@@ -168,7 +197,10 @@ fn every_command_explains_itself() {
     ] {
         let out = graphdrill().args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
     }
 }
 
@@ -181,7 +213,10 @@ fn start_toxiproxy(dir: &Path, api: &str) -> Result<u32, EnvError> {
     let procs = Procs::default();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let started = rt.block_on(env::start(server, &tools, &procs));
-    assert!(procs.lock().unwrap().is_empty(), "a failed start left a process");
+    assert!(
+        procs.lock().unwrap().is_empty(),
+        "a failed start left a process"
+    );
     started
 }
 

@@ -158,7 +158,10 @@ impl Toxiproxy {
     /// The names of all proxies.
     pub async fn proxies(&self) -> Result<Vec<String>, ToxiproxyError> {
         let v = self
-            .send("list proxies", self.http.get(format!("{}/proxies", self.api)))
+            .send(
+                "list proxies",
+                self.http.get(format!("{}/proxies", self.api)),
+            )
             .await?;
         Ok(v.as_object()
             .map(|m| m.keys().cloned().collect())
@@ -260,8 +263,11 @@ impl Component for ToxiproxyServer {
             .map(|(name, l)| json!({"name": name, "listen": l.listen, "upstream": l.upstream, "enabled": true}))
             .collect();
         let config = self.dir.join("proxies.json");
-        std::fs::write(&config, serde_json::to_string_pretty(&proxies).expect("json"))
-            .map_err(|e| EnvError::io(&config, e))?;
+        std::fs::write(
+            &config,
+            serde_json::to_string_pretty(&proxies).expect("json"),
+        )
+        .map_err(|e| EnvError::io(&config, e))?;
         let mut cmd = Command::new(tools.toxiproxy());
         cmd.args(["-host", "127.0.0.1", "-port", port, "-config"])
             .arg(&config);

@@ -1,0 +1,5 @@
+//! graph-agent, the backup agent under test. It must never import the
+//! runner's modules (faults, workload, checks): graphdrill drives it only
+//! through [`crate::api`].
+
+pub mod config;
