@@ -19,4 +19,5 @@ pub mod agent;
 pub mod api;
 pub mod env;
 pub mod fault;
+pub mod graph;
 pub mod s3;

@@ -725,8 +725,13 @@ restore_sla = "30m"
 
     #[test]
     fn tier_fields_must_match_its_kind() {
-        let err = load(&GOOD.replace("bucket = \"backups\"\n", "")).unwrap_err().to_string();
-        assert!(err.contains("`tier[0].bucket` = ``: is required for kind `s3`"), "{err}");
+        let err = load(&GOOD.replace("bucket = \"backups\"\n", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`tier[0].bucket` = ``: is required for kind `s3`"),
+            "{err}"
+        );
         let err = load(&GOOD.replace("kind = \"s3\"", "kind = \"local\"\npath = \"/snap\""))
             .unwrap_err()
             .to_string();
