@@ -191,6 +191,64 @@ impl Bucket {
         Ok(bytes.to_vec())
     }
 
+    /// The object's size, or `None` if it does not exist (HEAD).
+    pub async fn stat(&self, key: &str) -> Result<Option<u64>, S3Error> {
+        let req = self
+            .client
+            .stat_object(self.name.as_str(), key)
+            .map_err(|e| self.invalid("stat", key, e))?
+            .build();
+        match self.call("stat", key, req.send()).await {
+            Ok(resp) => Ok(Some(resp.size().map_err(|e| self.invalid("stat", key, e))?)),
+            Err(e) if e.kind == S3ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every object under `prefix` with its size, in key order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, S3Error> {
+        use futures_util::StreamExt;
+        use minio::s3::types::ToStream;
+        let req = self
+            .client
+            .list_objects(self.name.as_str())
+            .map_err(|e| self.invalid("list", prefix, e))?
+            .prefix(Some(prefix.to_string()))
+            .recursive(true)
+            .build();
+        let mut stream = self
+            .call("list", prefix, async { Ok(req.to_stream().await) })
+            .await?;
+        let mut out = Vec::new();
+        loop {
+            let page = self
+                .call("list", prefix, async { Ok(stream.next().await) })
+                .await?;
+            match page {
+                None => break,
+                Some(page) => {
+                    let page = self.call("list", prefix, async { page }).await?;
+                    out.extend(
+                        page.contents
+                            .into_iter()
+                            .map(|e| (e.name, e.size.unwrap_or(0))),
+                    );
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), S3Error> {
+        let req = self
+            .client
+            .delete_object(self.name.as_str(), key)
+            .map_err(|e| self.invalid("delete", key, e))?
+            .build();
+        self.call("delete", key, req.send()).await.map(|_| ())
+    }
+
     /// Sets the bucket's policy document (JSON).
     pub async fn put_policy(&self, policy: &str) -> Result<(), S3Error> {
         let req = self

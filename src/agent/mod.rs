@@ -3,3 +3,4 @@
 //! through [`crate::api`].
 
 pub mod config;
+pub mod repo;

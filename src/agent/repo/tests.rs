@@ -1,0 +1,220 @@
+//! The repository on a real local folder: round trips, resumption, and one
+//! test per kind of damage, each naming the object it found wrong.
+
+use super::*;
+
+fn keyring(id: &str, byte: u8) -> Keyring {
+    Keyring::new(id, Key::from_bytes(&[byte; 32]).unwrap())
+}
+
+fn manifest(id: &str, parent: Option<&str>) -> Manifest {
+    Manifest {
+        format: FORMAT_VERSION,
+        id: id.into(),
+        kind: if parent.is_some() {
+            BackupKind::Incremental
+        } else {
+            BackupKind::Full
+        },
+        parent: parent.map(String::from),
+        created_ms: 1,
+        recovery_point: RecoveryPoint { time_ms: 1, seq: 1 },
+        counts: Counts::default(),
+        chunks: vec![],
+        raw_bytes: 0,
+        merkle_root: String::new(),
+    }
+}
+
+/// Pseudo-random bytes, so content-defined chunking finds many cut points.
+fn stream(len: usize, seed: u64) -> Vec<u8> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..len).map(|_| rng.random()).collect()
+}
+
+async fn repo(dir: &std::path::Path) -> Repository {
+    Repository::open(Store::Local(dir.to_path_buf()), keyring("k1", 1))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_backup_reads_back_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo(dir.path()).await;
+    let data = stream(1_000_000, 1);
+    let (m, stats) = r
+        .write_backup(manifest("b1", None), &data, 3)
+        .await
+        .unwrap();
+    assert!(
+        stats.chunks > 4,
+        "expected several chunks, got {}",
+        stats.chunks
+    );
+    assert_eq!(stats.chunks_uploaded, stats.chunks);
+    let chain = r.chain("b1").await.unwrap();
+    assert_eq!(chain, vec![m.clone()]);
+    assert_eq!(r.read_stream(&m, 2).await.unwrap(), data);
+    let report = r.verify("b1", 1.0).await.unwrap();
+    assert_eq!(report.chunks_checked, stats.chunks);
+}
+
+#[tokio::test]
+async fn rewriting_uploads_only_missing_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo(dir.path()).await;
+    let mut data = stream(1_000_000, 2);
+    let (_, first) = r
+        .write_backup(manifest("b1", None), &data, 3)
+        .await
+        .unwrap();
+    // The same stream again (a resumed backup): nothing to upload.
+    let (_, again) = r
+        .write_backup(manifest("b2", None), &data, 3)
+        .await
+        .unwrap();
+    assert_eq!(again.chunks_uploaded, 0);
+    // A small edit in the middle touches a chunk or two.
+    data[500_000] ^= 0xff;
+    let (_, edit) = r
+        .write_backup(manifest("b3", Some("b1")), &data, 3)
+        .await
+        .unwrap();
+    assert!(edit.chunks_uploaded <= 2, "{edit:?} after {first:?}");
+}
+
+#[tokio::test]
+async fn a_flipped_byte_in_a_chunk_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo(dir.path()).await;
+    let (m, _) = r
+        .write_backup(manifest("b1", None), &stream(200_000, 3), 1)
+        .await
+        .unwrap();
+    let key = chunk_key(&m.chunks[1]);
+    let path = dir.path().join(&key);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let err = r.read_stream(&m, 1).await.unwrap_err().to_string();
+    assert!(err.contains(&key), "{err}");
+    assert!(r.verify("b1", 1.0).await.is_err());
+}
+
+#[tokio::test]
+async fn a_missing_chunk_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo(dir.path()).await;
+    let (m, _) = r
+        .write_backup(manifest("b1", None), &stream(200_000, 4), 1)
+        .await
+        .unwrap();
+    let key = chunk_key(&m.chunks[0]);
+    std::fs::remove_file(dir.path().join(&key)).unwrap();
+    let err = r.read_stream(&m, 1).await.unwrap_err();
+    assert!(
+        matches!(&err, RepoError::Store(e) if e.kind == StoreErrorKind::NotFound),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&key), "{err}");
+}
+
+#[tokio::test]
+async fn a_truncated_manifest_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo(dir.path()).await;
+    r.write_backup(manifest("b1", None), &stream(10_000, 5), 1)
+        .await
+        .unwrap();
+    let path = dir.path().join(manifest_key("b1"));
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = r.chain("b1").await.unwrap_err().to_string();
+    assert!(err.contains("backup/b1/manifest"), "{err}");
+}
+
+#[tokio::test]
+async fn the_wrong_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    repo(dir.path())
+        .await
+        .write_backup(manifest("b1", None), &stream(10_000, 6), 1)
+        .await
+        .unwrap();
+    let err = Repository::open(Store::Local(dir.path().into()), keyring("k9", 9))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("k9") && err.contains("k1"), "{err}");
+}
+
+#[tokio::test]
+async fn a_rotated_key_reads_old_backups_and_seals_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = stream(100_000, 7);
+    let (m, _) = repo(dir.path())
+        .await
+        .write_backup(manifest("b1", None), &data, 1)
+        .await
+        .unwrap();
+    let mut ring = keyring("k1", 1);
+    ring.rotate("k2", Key::from_bytes(&[2; 32]).unwrap());
+    let r = Repository::open(Store::Local(dir.path().into()), ring)
+        .await
+        .unwrap();
+    assert_eq!(r.read_stream(&m, 1).await.unwrap(), data);
+    assert!(r.config().name_key.contains_key("k2"));
+    // A holder of only the new key can open the repository from now on.
+    let only_new = keyring("k2", 2);
+    assert!(
+        Repository::open(Store::Local(dir.path().into()), only_new)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn an_incomplete_chain_names_the_missing_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo(dir.path()).await;
+    r.write_backup(manifest("b2", Some("b1")), &stream(1000, 8), 1)
+        .await
+        .unwrap();
+    let err = r.chain("b2").await.unwrap_err().to_string();
+    assert!(err.contains("parent `b1`"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unknown_format_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    repo(dir.path()).await;
+    let path = dir.path().join("config");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"format\": 1", "\"format\": 7");
+    std::fs::write(&path, text).unwrap();
+    let err = Repository::open(Store::Local(dir.path().into()), keyring("k1", 1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("format 7 is not supported"), "{err}");
+}
+
+#[tokio::test]
+async fn a_backup_without_its_catalog_entry_is_not_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo(dir.path()).await;
+    r.write_backup(manifest("b1", None), &stream(1000, 9), 1)
+        .await
+        .unwrap();
+    // As if the writer died after the manifest: the backup does not exist.
+    std::fs::remove_file(dir.path().join(catalog_key("b1"))).unwrap();
+    assert!(r.catalog().await.unwrap().is_empty());
+    assert!(matches!(
+        r.chain("b1").await,
+        Err(RepoError::NotFound { .. })
+    ));
+}
