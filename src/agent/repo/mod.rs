@@ -485,6 +485,56 @@ impl Repository {
     }
 }
 
+/// What [`Repository::prune`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub backups_removed: Vec<String>,
+    pub chunks_removed: u64,
+}
+
+impl Repository {
+    /// Removes backups created more than `retention_ms` before `now_ms`,
+    /// except those a retained backup still builds on, and then the chunks
+    /// no remaining manifest references. Catalog entries go first, so a
+    /// reader never sees a listed backup with missing objects.
+    pub async fn prune(&self, now_ms: u64, retention_ms: u64) -> Result<PruneReport, RepoError> {
+        let catalog = self.catalog().await?;
+        let by_id: BTreeMap<&str, &CatalogEntry> =
+            catalog.iter().map(|e| (e.id.as_str(), e)).collect();
+        let mut keep = BTreeSet::new();
+        for entry in &catalog {
+            if now_ms.saturating_sub(entry.created_ms) <= retention_ms {
+                // A retained backup keeps its whole chain.
+                let mut next = Some(entry.id.as_str());
+                while let Some(id) = next {
+                    if !keep.insert(id.to_string()) {
+                        break;
+                    }
+                    next = by_id.get(id).and_then(|e| e.parent.as_deref());
+                }
+            }
+        }
+        let mut report = PruneReport::default();
+        for entry in catalog.iter().filter(|e| !keep.contains(&e.id)) {
+            self.store.delete(&catalog_key(&entry.id)).await?;
+            self.store.delete(&manifest_key(&entry.id)).await?;
+            report.backups_removed.push(entry.id.clone());
+        }
+        let mut referenced = BTreeSet::new();
+        for id in &keep {
+            referenced.extend(self.manifest(id).await?.chunks);
+        }
+        for (key, _) in self.store.list("chunks/").await? {
+            let name = key.rsplit('/').next().unwrap_or_default();
+            if !referenced.contains(name) {
+                self.store.delete(&key).await?;
+                report.chunks_removed += 1;
+            }
+        }
+        Ok(report)
+    }
+}
+
 fn unseal_name_key(config: &RepoConfig, keyring: &Keyring) -> Result<[u8; 32], RepoError> {
     let candidates = std::iter::once(keyring.current_id()).chain(keyring.ids());
     for key_id in candidates {

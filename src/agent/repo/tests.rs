@@ -218,3 +218,37 @@ async fn a_backup_without_its_catalog_entry_is_not_listed() {
         Err(RepoError::NotFound { .. })
     ));
 }
+
+#[tokio::test]
+async fn prune_keeps_what_a_retained_backup_builds_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo(dir.path()).await;
+    let at = |id: &str, parent: Option<&str>, created_ms: u64| Manifest {
+        created_ms,
+        ..manifest(id, parent)
+    };
+    r.write_backup(at("old", None), &stream(100_000, 10), 1)
+        .await
+        .unwrap();
+    r.write_backup(at("base", None), &stream(100_000, 11), 1)
+        .await
+        .unwrap();
+    r.write_backup(at("inc", Some("base"), 9_000), &stream(100_000, 12), 1)
+        .await
+        .unwrap();
+    // Retention 2 s at t = 10 s: `old` and `base` are expired, but `inc` needs `base`.
+    let report = r.prune(10_000, 2_000).await.unwrap();
+    assert_eq!(report.backups_removed, vec!["old".to_string()]);
+    assert!(report.chunks_removed > 0);
+    let left: Vec<String> = r
+        .catalog()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, vec!["base".to_string(), "inc".to_string()]);
+    for m in r.chain("inc").await.unwrap() {
+        r.read_stream(&m, 1).await.unwrap();
+    }
+}
