@@ -227,10 +227,10 @@ async fn prune_keeps_what_a_retained_backup_builds_on() {
         created_ms,
         ..manifest(id, parent)
     };
-    r.write_backup(at("old", None), &stream(100_000, 10), 1)
+    r.write_backup(at("old", None, 1_000), &stream(100_000, 10), 1)
         .await
         .unwrap();
-    r.write_backup(at("base", None), &stream(100_000, 11), 1)
+    r.write_backup(at("base", None, 2_000), &stream(100_000, 11), 1)
         .await
         .unwrap();
     r.write_backup(at("inc", Some("base"), 9_000), &stream(100_000, 12), 1)
