@@ -6,9 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{admin_graph, healthy, shared_env};
+use common::{admin_graph, serial, shared_env};
 use graphdrill::agent::repo::{Counts, Key, Keyring, Manifest, RecoveryPoint, Repository, Store};
-use graphdrill::agent::source::Neo4jSource;
+use graphdrill::agent::source::{Cut, Neo4jSource, capture};
 use graphdrill::api::BackupKind;
 use graphdrill::env::{self, Environment, Link, load_s3_credentials};
 use graphdrill::graph::{Decoder, Encoder, Graph, Record};
@@ -30,6 +30,103 @@ async fn load_fixture(graph: &neo4rs::Graph, file: &str) {
             .await
             .unwrap_or_else(|e| panic!("{stmt}: {e}"));
     }
+}
+
+/// Empties both databases (data and schema) and the primary bucket's
+/// repository, so each test starts from nothing.
+async fn wipe(env: &Environment) {
+    for instance in ["neo4j", "neo4j-recovery"] {
+        let g = admin_graph(env, instance).await;
+        g.run(query("MATCH (n) DETACH DELETE n")).await.unwrap();
+        for show in [
+            "SHOW CONSTRAINTS YIELD name",
+            "SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP'",
+        ] {
+            let mut rows = g.execute(query(show)).await.unwrap();
+            let mut names = Vec::new();
+            while let Some(row) = rows.next().await.unwrap() {
+                names.push(row.get::<String>("name").unwrap());
+            }
+            for name in names {
+                let kind = if show.contains("CONSTRAINTS") {
+                    "CONSTRAINT"
+                } else {
+                    "INDEX"
+                };
+                let _ = g
+                    .run(query(&format!("DROP {kind} `{name}` IF EXISTS")))
+                    .await;
+            }
+        }
+    }
+    let store = primary_store(env);
+    for (key, _) in store.list("").await.unwrap() {
+        store.delete(&key).await.unwrap();
+    }
+}
+
+/// Installs change capture on the source, as the agent does at start.
+async fn install_capture(env: &Environment) -> Neo4jSource {
+    let source = agent_source(env, "neo4j").await;
+    let state = env.state();
+    let system = env::neo4j::admin(&state.neo4j["neo4j"], "system")
+        .await
+        .unwrap();
+    let graph = env::neo4j::admin(&state.neo4j["neo4j"], "neo4j")
+        .await
+        .unwrap();
+    capture::install(&graph, &system, Duration::from_secs(30))
+        .await
+        .unwrap();
+    source.assign_ids().await.unwrap();
+    source
+}
+
+async fn open_repo(env: &Environment) -> Repository {
+    let keyring = Keyring::new("k1", Key::from_bytes(&[7; 32]).unwrap());
+    Repository::open(primary_store(env), keyring).await.unwrap()
+}
+
+/// Stores a cut as backup `id`.
+async fn store_cut(repo: &Repository, id: &str, parent: Option<&str>, cut: &Cut) {
+    let mut enc = Encoder::default();
+    for r in &cut.records {
+        enc.record(r);
+    }
+    let manifest = Manifest {
+        format: 1,
+        id: id.into(),
+        kind: if parent.is_some() {
+            BackupKind::Incremental
+        } else {
+            BackupKind::Full
+        },
+        parent: parent.map(String::from),
+        created_ms: cut.time_ms,
+        recovery_point: RecoveryPoint {
+            time_ms: cut.time_ms,
+            seq: cut.seq,
+        },
+        counts: Counts::default(),
+        chunks: vec![],
+        raw_bytes: 0,
+        merkle_root: String::new(),
+    };
+    repo.write_backup(manifest, enc.bytes(), 3).await.unwrap();
+}
+
+/// The graph a backup chain describes.
+async fn chain_graph(repo: &Repository, id: &str) -> Graph {
+    let mut g = Graph::default();
+    for m in repo.chain(id).await.unwrap() {
+        // Each backup carries the whole schema as it stood.
+        g.schema.clear();
+        let stream = repo.read_stream(&m, 3).await.unwrap();
+        for r in Decoder::new(&stream).records().unwrap() {
+            g.apply(r);
+        }
+    }
+    g
 }
 
 /// The agent's own session to `instance`, through its link.
@@ -132,8 +229,9 @@ fn assert_export_is_exact(g: &Graph) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn full_backup_restores_every_property_type_exactly() {
-    let _guard = healthy().await;
+    let _guard = serial().await;
     let env = shared_env();
+    wipe(env).await;
     let admin = admin_graph(env, "neo4j").await;
     load_fixture(&admin, "every-type.cypher").await;
     let blob = neo4rs::BoltType::Bytes(neo4rs::BoltBytes::new(vec![0u8, 1, 255, 128].into()));
@@ -192,4 +290,142 @@ async fn full_backup_restores_every_property_type_exactly() {
         assert_eq!(restored.schema, original.schema);
     }
     assert_eq!(restored.canonical_hash(), original.canonical_hash());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incremental_chain_carries_creates_updates_and_deletes() {
+    let _guard = serial().await;
+    let env = shared_env();
+    wipe(env).await;
+    let admin = admin_graph(env, "neo4j").await;
+    load_fixture(&admin, "every-type.cypher").await;
+    let source = install_capture(env).await;
+    let repo = open_repo(env).await;
+
+    let full = source.cut(None).await.unwrap();
+    store_cut(&repo, "full", None, &full).await;
+    for change in [
+        "CREATE (:Person {email: 'new@example.org', n: 1})-[:KNOWS {w: 1}]->(:City {name: 'Uppsala'})",
+        "MATCH (p:Person {name: 'Ada'}) SET p.score = 10.5, p:Pioneer REMOVE p.visits",
+        "MATCH (:Person {name: 'Ada'})-[r:SELF]->() DELETE r",
+        "MATCH (l:Long) DETACH DELETE l",
+        "MATCH ()-[r:LIVES_IN]->(:City {name: 'Stockholm'}) SET r.verified = true",
+    ] {
+        admin.run(query(change)).await.unwrap();
+    }
+    let inc = source.cut(Some(full.seq)).await.unwrap();
+    assert!(inc.seq >= full.seq + 5, "{} after {}", inc.seq, full.seq);
+    assert!(
+        inc.records
+            .iter()
+            .any(|r| matches!(r, Record::DeleteNode(_)))
+    );
+    assert!(
+        inc.records
+            .iter()
+            .any(|r| matches!(r, Record::DeleteRel(_)))
+    );
+    store_cut(&repo, "inc", Some("full"), &inc).await;
+
+    // The chain gives the source as it is now, and an incremental holds far
+    // less than the whole graph.
+    let now = graph_of(source.export().await.unwrap());
+    let restored = chain_graph(&repo, "inc").await;
+    assert_eq!(restored.nodes, now.nodes);
+    assert_eq!(restored.rels, now.rels);
+    assert_eq!(restored.canonical_hash(), now.canonical_hash());
+    let upserts = inc
+        .records
+        .iter()
+        .filter(|r| matches!(r, Record::Node(_) | Record::Rel(_)))
+        .count();
+    assert!(
+        upserts < now.nodes.len() + now.rels.len(),
+        "{upserts} upserts"
+    );
+
+    // Restored into the recovery instance, it is the same graph again.
+    let target = agent_source(env, "neo4j-recovery").await;
+    let records: Vec<Record> = restored.records().collect();
+    target.restore(&records, |_| {}).await.unwrap();
+    assert_eq!(
+        graph_of(target.export().await.unwrap()).canonical_hash(),
+        now.canonical_hash()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_cut_under_concurrent_writes_keeps_the_recovery_point_contract() {
+    let _guard = serial().await;
+    let env = shared_env();
+    wipe(env).await;
+    let source = install_capture(env).await;
+    let writer = admin_graph(env, "neo4j").await;
+
+    // Each transaction creates two nodes and a relationship tagged with its
+    // number, then (every third) deletes an earlier pair: all or nothing.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(i64, u64)>::new()));
+    let log = acked.clone();
+    let load = tokio::spawn(async move {
+        for w in 0..300i64 {
+            let mut txn = writer.start_txn().await.unwrap();
+            txn.run(
+                query("CREATE (:W {w: $w, side: 'a'})-[:PAIR {w: $w}]->(:W {w: $w, side: 'b'})")
+                    .param("w", w),
+            )
+            .await
+            .unwrap();
+            if w % 3 == 2 {
+                txn.run(query("MATCH (n:W {w: $old}) DETACH DELETE n").param("old", w - 2))
+                    .await
+                    .unwrap();
+            }
+            txn.commit().await.unwrap();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
+            log.lock().unwrap().push((w, now));
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let cut = source.cut(None).await.unwrap();
+    load.await.unwrap();
+
+    let g = graph_of(cut.records.clone());
+    assert!(g.dangling().is_empty(), "dangling relationships in the cut");
+    let mut pairs: std::collections::BTreeMap<i64, (usize, usize)> = Default::default();
+    for n in g.nodes.values() {
+        if let Some(graphdrill::graph::Value::Int(w)) = n.props.get("w") {
+            pairs.entry(*w).or_default().0 += 1;
+        }
+    }
+    for r in g.rels.values() {
+        if let Some(graphdrill::graph::Value::Int(w)) = r.props.get("w") {
+            pairs.entry(*w).or_default().1 += 1;
+        }
+    }
+    for (w, (nodes, rels)) in &pairs {
+        assert_eq!(
+            (*nodes, *rels),
+            (2, 1),
+            "transaction {w} is in the cut only in part"
+        );
+    }
+    // The writer is serial, so the cut must hold exactly a prefix 0..=k of
+    // its transactions: pairs 0..=k except those deleted by a transaction in
+    // the prefix.
+    let k = *pairs.keys().max().expect("the cut holds no write");
+    let expected: Vec<i64> = (0..=k).filter(|w| !(w % 3 == 0 && w + 2 <= k)).collect();
+    assert_eq!(pairs.keys().copied().collect::<Vec<_>>(), expected);
+    let acked = acked.lock().unwrap().clone();
+    assert!(k < 299, "the cut came after all writes");
+    for (w, at) in acked {
+        if at < cut.time_ms {
+            assert!(
+                w <= k,
+                "transaction {w}, acknowledged before the cut, is missing"
+            );
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! lack it. Labels starting with `_GraphAgent` mark graph-agent's own
 //! bookkeeping and are never backed up.
 
+pub mod capture;
 mod convert;
 mod cypher;
 
@@ -14,7 +15,7 @@ use std::collections::BTreeSet;
 
 use neo4rs::{BoltList, BoltMap, BoltString, BoltType, Graph, query};
 
-use crate::graph::{Node, Props, Record, Rel};
+use crate::graph::{Graph as GraphModel, Node, Props, Record, Rel};
 
 /// The property holding an entity's stable id.
 pub const ID_PROPERTY: &str = "_gid";
@@ -33,7 +34,7 @@ pub struct SourceError {
     pub message: String,
 }
 
-fn err(op: &'static str) -> impl Fn(neo4rs::Error) -> SourceError {
+pub(crate) fn err(op: &'static str) -> impl Fn(neo4rs::Error) -> SourceError {
     move |e| SourceError {
         op,
         message: e.to_string(),
@@ -55,7 +56,9 @@ impl Neo4jSource {
         let mut assigned = 0;
         for q in [
             format!(
-                "MATCH (n) WHERE n.{ID_PROPERTY} IS NULL WITH n LIMIT {BATCH} SET n.{ID_PROPERTY} = randomUUID() RETURN count(n) AS c"
+                "MATCH (n) WHERE n.{ID_PROPERTY} IS NULL AND NOT {} WITH n LIMIT {BATCH} \
+                 SET n.{ID_PROPERTY} = randomUUID() RETURN count(n) AS c",
+                internal("n")
             ),
             format!(
                 "MATCH ()-[r]->() WHERE r.{ID_PROPERTY} IS NULL WITH r LIMIT {BATCH} SET r.{ID_PROPERTY} = randomUUID() RETURN count(r) AS c"
@@ -83,59 +86,120 @@ impl Neo4jSource {
     }
 
     /// Every user node, relationship and index or constraint, in canonical
-    /// order. Entities without an id are an error (run [`Self::assign_ids`]).
+    /// order, as read-committed reads see them (no cut: see [`Self::cut`]).
+    /// Entities without an id are an error (run [`Self::assign_ids`]).
     pub async fn export(&self) -> Result<Vec<Record>, SourceError> {
         let mut records = self.schema().await?;
-        let internal = format!("any(l IN labels(n) WHERE l STARTS WITH '{INTERNAL_LABEL_PREFIX}')");
-        let nodes = format!(
-            "MATCH (n) WHERE NOT {internal} \
-             RETURN n.{ID_PROPERTY} AS id, labels(n) AS labels, {} AS props",
-            cypher::encoded_props("n")
-        );
         let mut txn = self.graph.start_txn().await.map_err(err("export"))?;
-        let mut rows = txn
-            .execute(query(&nodes))
-            .await
-            .map_err(err("export nodes"))?;
-        while let Some(row) = rows.next(txn.handle()).await.map_err(err("export nodes"))? {
-            let id = entity_id(&row, "node")?;
-            let labels: Vec<String> = row.get("labels").map_err(decode_err)?;
-            records.push(Record::Node(Node {
-                id,
-                labels: labels.into_iter().collect(),
-                props: props(&row)?,
-            }));
-        }
-        drop(rows);
-        let rels = format!(
-            "MATCH (a)-[r]->(b) WHERE NOT {} AND NOT {} \
-             RETURN r.{ID_PROPERTY} AS id, type(r) AS type, a.{ID_PROPERTY} AS start, \
-             b.{ID_PROPERTY} AS end, {} AS props",
-            internal.replace("(n)", "(a)"),
-            internal.replace("(n)", "(b)"),
-            cypher::encoded_props("r")
-        );
-        let mut rows = txn
-            .execute(query(&rels))
-            .await
-            .map_err(err("export relationships"))?;
-        while let Some(row) = rows
-            .next(txn.handle())
-            .await
-            .map_err(err("export relationships"))?
-        {
-            records.push(Record::Rel(Rel {
-                id: entity_id(&row, "relationship")?,
-                rel_type: row.get("type").map_err(decode_err)?,
-                start: row.get("start").map_err(decode_err)?,
-                end: row.get("end").map_err(decode_err)?,
-                props: props(&row)?,
-            }));
-        }
-        drop(rows);
+        read_nodes(&mut txn, "true", Vec::new(), &mut records).await?;
+        read_rels(&mut txn, "true", Vec::new(), &mut records).await?;
         txn.rollback().await.map_err(err("export"))?;
         records.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         Ok(records)
+    }
+
+    /// A consistent cut: the graph (or, with `since`, the changes after that
+    /// clock value) exactly as it stood at one instant, the returned `seq`.
+    ///
+    /// A full cut reads the graph without blocking writers, then takes the
+    /// clock's lock (stopping every writer at its commit), re-reads what
+    /// transactions changed meanwhile, and lets go. An incremental cut does
+    /// only the second half. Either way every transaction committed before
+    /// the lock was taken is in, none is in partially, and no relationship
+    /// dangles.
+    pub async fn cut(&self, since: Option<u64>) -> Result<Cut, SourceError> {
+        let schema = self.schema().await?;
+        let from = match since {
+            Some(seq) => seq,
+            None => capture::clock(&self.graph).await?,
+        };
+        let mut base = Vec::new();
+        let mut txn = self.graph.start_txn().await.map_err(err("cut"))?;
+        if since.is_none() {
+            read_nodes(&mut txn, "true", Vec::new(), &mut base).await?;
+            read_rels(&mut txn, "true", Vec::new(), &mut base).await?;
+        }
+        txn.run(query(&format!(
+            "MATCH (c:{}) CALL apoc.lock.nodes([c])",
+            capture::CLOCK_LABEL
+        )))
+        .await
+        .map_err(err("lock the clock"))?;
+        let time_ms = now_ms();
+        let changes = read_changes(&mut txn, from).await?;
+        let mut touched = Vec::new();
+        let ids = |set: &BTreeSet<String>| {
+            BoltType::List(BoltList::from(
+                set.iter()
+                    .map(|s| BoltType::from(s.as_str()))
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        read_nodes(
+            &mut txn,
+            "elementId(n) IN $ids",
+            vec![("ids", ids(&changes.nodes))],
+            &mut touched,
+        )
+        .await?;
+        read_rels(
+            &mut txn,
+            "elementId(r) IN $ids",
+            vec![("ids", ids(&changes.rels))],
+            &mut touched,
+        )
+        .await?;
+        txn.rollback().await.map_err(err("release the clock"))?;
+
+        let mut records = schema;
+        match since {
+            None => {
+                let mut graph = GraphModel::default();
+                for r in base {
+                    graph.apply(r);
+                }
+                for id in changes.deleted_rels {
+                    graph.apply(Record::DeleteRel(id));
+                }
+                for id in changes.deleted_nodes {
+                    graph.apply(Record::DeleteNode(id));
+                }
+                for r in touched {
+                    graph.apply(r);
+                }
+                if let Some(r) = graph.dangling().first() {
+                    return Err(SourceError {
+                        op: "cut",
+                        message: format!("relationship `{}` dangles after the cut (a bug)", r.id),
+                    });
+                }
+                records.extend(graph.records().filter(|r| !matches!(r, Record::Schema(_))));
+            }
+            Some(_) => {
+                let present: BTreeSet<&str> = touched.iter().map(|r| r.sort_key().1).collect();
+                let deletions: Vec<Record> = changes
+                    .deleted_nodes
+                    .iter()
+                    .filter(|id| !present.contains(id.as_str()))
+                    .map(|id| Record::DeleteNode(id.clone()))
+                    .chain(
+                        changes
+                            .deleted_rels
+                            .iter()
+                            .filter(|id| !present.contains(id.as_str()))
+                            .map(|id| Record::DeleteRel(id.clone())),
+                    )
+                    .collect();
+                records.extend(touched);
+                records.extend(deletions);
+            }
+        }
+        records.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        Ok(Cut {
+            records,
+            seq: changes.seq,
+            time_ms,
+        })
     }
 
     /// Indexes and constraints as the Cypher that creates them (the
@@ -303,7 +367,137 @@ impl Neo4jSource {
     }
 }
 
-fn decode_err(e: impl std::fmt::Display) -> SourceError {
+/// A consistent cut (see [`Neo4jSource::cut`]).
+#[derive(Debug, Clone)]
+pub struct Cut {
+    pub records: Vec<Record>,
+    /// The clock value at the cut: every transaction up to it is in.
+    pub seq: u64,
+    /// When the cut was taken (Unix ms): every transaction committed
+    /// before this time is in.
+    pub time_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// What the change records after some clock value say.
+struct Changes {
+    seq: u64,
+    nodes: BTreeSet<String>,
+    rels: BTreeSet<String>,
+    deleted_nodes: BTreeSet<String>,
+    deleted_rels: BTreeSet<String>,
+}
+
+async fn read_changes(txn: &mut neo4rs::Txn, after: u64) -> Result<Changes, SourceError> {
+    let q = format!(
+        "MATCH (c:{clock}) OPTIONAL MATCH (t:{tx}) WHERE t.seq > $after AND t.seq <= c.seq \
+         RETURN c.seq AS seq, collect(t.nodes) AS nodes, collect(t.rels) AS rels, \
+         collect(t.delNodes) AS delNodes, collect(t.delRels) AS delRels",
+        clock = capture::CLOCK_LABEL,
+        tx = capture::TX_LABEL
+    );
+    let mut rows = txn
+        .execute(query(&q).param("after", after as i64))
+        .await
+        .map_err(err("read change records"))?;
+    let row = rows
+        .next(txn.handle())
+        .await
+        .map_err(err("read change records"))?
+        .ok_or_else(|| SourceError {
+            op: "read change records",
+            message: "no clock: change capture is not installed".into(),
+        })?;
+    let flat = |k: &str| -> Result<BTreeSet<String>, SourceError> {
+        let lists: Vec<Vec<String>> = row.get(k).map_err(decode_err)?;
+        Ok(lists.into_iter().flatten().collect())
+    };
+    Ok(Changes {
+        seq: row.get::<i64>("seq").map_err(decode_err)? as u64,
+        nodes: flat("nodes")?,
+        rels: flat("rels")?,
+        deleted_nodes: flat("delNodes")?,
+        deleted_rels: flat("delRels")?,
+    })
+}
+
+/// Cypher that is true when node `var` is graph-agent's own.
+fn internal(var: &str) -> String {
+    format!("any(l IN labels({var}) WHERE l STARTS WITH '{INTERNAL_LABEL_PREFIX}')")
+}
+
+/// Appends the user nodes matching `filter` (over `n`).
+async fn read_nodes(
+    txn: &mut neo4rs::Txn,
+    filter: &str,
+    params: Vec<(&str, BoltType)>,
+    out: &mut Vec<Record>,
+) -> Result<(), SourceError> {
+    let q = format!(
+        "MATCH (n) WHERE {filter} AND NOT {} \
+         RETURN n.{ID_PROPERTY} AS id, labels(n) AS labels, {} AS props",
+        internal("n"),
+        cypher::encoded_props("n")
+    );
+    let mut q = query(&q);
+    for (k, v) in params {
+        q = q.param(k, v);
+    }
+    let mut rows = txn.execute(q).await.map_err(err("read nodes"))?;
+    while let Some(row) = rows.next(txn.handle()).await.map_err(err("read nodes"))? {
+        let labels: Vec<String> = row.get("labels").map_err(decode_err)?;
+        out.push(Record::Node(Node {
+            id: entity_id(&row, "node")?,
+            labels: labels.into_iter().collect(),
+            props: props(&row)?,
+        }));
+    }
+    Ok(())
+}
+
+/// Appends the relationships between user nodes matching `filter` (over `r`).
+async fn read_rels(
+    txn: &mut neo4rs::Txn,
+    filter: &str,
+    params: Vec<(&str, BoltType)>,
+    out: &mut Vec<Record>,
+) -> Result<(), SourceError> {
+    let q = format!(
+        "MATCH (a)-[r]->(b) WHERE {filter} AND NOT {} AND NOT {} \
+         RETURN r.{ID_PROPERTY} AS id, type(r) AS type, a.{ID_PROPERTY} AS start, \
+         b.{ID_PROPERTY} AS end, {} AS props",
+        internal("a"),
+        internal("b"),
+        cypher::encoded_props("r")
+    );
+    let mut q = query(&q);
+    for (k, v) in params {
+        q = q.param(k, v);
+    }
+    let mut rows = txn.execute(q).await.map_err(err("read relationships"))?;
+    while let Some(row) = rows
+        .next(txn.handle())
+        .await
+        .map_err(err("read relationships"))?
+    {
+        out.push(Record::Rel(Rel {
+            id: entity_id(&row, "relationship")?,
+            rel_type: row.get("type").map_err(decode_err)?,
+            start: row.get("start").map_err(decode_err)?,
+            end: row.get("end").map_err(decode_err)?,
+            props: props(&row)?,
+        }));
+    }
+    Ok(())
+}
+
+pub(crate) fn decode_err(e: impl std::fmt::Display) -> SourceError {
     SourceError {
         op: "decode export",
         message: e.to_string(),
