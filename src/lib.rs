@@ -17,6 +17,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod bolt;
 pub mod env;
 pub mod fault;
 pub mod graph;

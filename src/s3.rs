@@ -119,7 +119,17 @@ impl Bucket {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 let kind = classify(&e);
-                Err(err(kind, error_chain(&e)))
+                let message = match &e {
+                    MinioError::S3Server(S3ServerError::S3Error(resp)) => {
+                        format!(
+                            "{}: {}",
+                            resp.code(),
+                            resp.message().as_deref().unwrap_or("(no message)")
+                        )
+                    }
+                    _ => error_chain(&e),
+                };
+                Err(err(kind, message))
             }
         }
     }

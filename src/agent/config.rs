@@ -81,7 +81,11 @@ pub struct AgentConfig {
     #[serde(default)]
     pub control: Control,
     pub heartbeat: Heartbeat,
+    /// The database backed up.
     pub neo4j: Neo4jSource,
+    /// The database restores go into (it must be empty).
+    #[serde(default)]
+    pub restore: Option<Neo4jSource>,
     pub encryption: Encryption,
     #[serde(default)]
     pub transfer: Transfer,
@@ -110,6 +114,8 @@ pub struct Registration {
     pub version: String,
     /// e.g. `production`, `staging`, `drill`.
     pub environment: String,
+    /// Where the agent keeps its own state (last backup per tier).
+    pub state_dir: PathBuf,
 }
 
 fn default_service() -> String {
@@ -367,6 +373,9 @@ impl AgentConfig {
         if a.environment.trim().is_empty() {
             return bad("agent.environment", &a.environment, "must not be empty");
         }
+        if a.state_dir.as_os_str().is_empty() {
+            return bad("agent.state_dir", &"", "must not be empty");
+        }
 
         let h = &self.heartbeat;
         if !(h.url.starts_with("http://") || h.url.starts_with("https://"))
@@ -390,17 +399,20 @@ impl AgentConfig {
             );
         }
 
-        if self
-            .neo4j
-            .uri
-            .rsplit_once(':')
-            .and_then(|(_, p)| p.parse::<u16>().ok())
-            .is_none()
+        for (section, db) in std::iter::once(("neo4j", &self.neo4j))
+            .chain(self.restore.iter().map(|r| ("restore", r)))
         {
-            return bad("neo4j.uri", &self.neo4j.uri, "must be `host:port`");
-        }
-        if self.neo4j.user.is_empty() {
-            return bad("neo4j.user", &self.neo4j.user, "must not be empty");
+            if db
+                .uri
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
+                return bad(&format!("{section}.uri"), &db.uri, "must be `host:port`");
+            }
+            if db.user.is_empty() {
+                return bad(&format!("{section}.user"), &db.user, "must not be empty");
+            }
         }
 
         let e = &self.encryption;
@@ -624,6 +636,7 @@ mod tests {
 id = "agent-1"
 port = 7450
 environment = "drill"
+state_dir = "state"
 
 [heartbeat]
 url = "http://127.0.0.1:9000/heartbeat"
@@ -706,7 +719,7 @@ restore_sla = "30m"
         let text = GOOD.replace("retention = \"30d\"", "retention = \"a month\"");
         let err = load(&text).unwrap_err().to_string();
         assert!(err.contains("`a month` is not a duration"), "{err}");
-        assert!(err.contains(":25:"), "{err}");
+        assert!(err.contains(":26:"), "{err}");
     }
 
     #[test]

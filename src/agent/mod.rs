@@ -1,7 +1,83 @@
 //! graph-agent, the backup agent under test. It must never import the
 //! runner's modules (faults, workload, checks): graphdrill drives it only
 //! through [`crate::api`].
+//!
+//! Collector ([`source`]: consistent cuts of Neo4j) → transport and storage
+//! engine ([`repo`]: chunks, encryption, tiers) → jobs with deadlines and
+//! retries ([`service`]) → control API ([`server`]) and heartbeats
+//! ([`heartbeat`]).
 
 pub mod config;
+pub mod heartbeat;
 pub mod repo;
+pub mod retry;
+pub mod server;
+pub mod service;
 pub mod source;
+
+use crate::api::{Failure, FailureClass};
+
+/// A job's failure: its class decides retries and what a drill expects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{class:?}: {message}")]
+pub struct JobError {
+    pub class: FailureClass,
+    pub message: String,
+}
+
+impl JobError {
+    pub fn new(class: FailureClass, message: impl Into<String>) -> Self {
+        Self {
+            class,
+            message: message.into(),
+        }
+    }
+
+    pub fn into_failure(self) -> Failure {
+        Failure {
+            class: self.class,
+            message: self.message,
+        }
+    }
+}
+
+impl From<repo::RepoError> for JobError {
+    fn from(e: repo::RepoError) -> Self {
+        use repo::{RepoError, StoreErrorKind};
+        let class = match &e {
+            RepoError::Store(s) => match s.kind {
+                StoreErrorKind::Permission => FailureClass::Permission,
+                StoreErrorKind::Timeout => FailureClass::Timeout,
+                StoreErrorKind::Network => FailureClass::Network,
+                StoreErrorKind::NotFound => FailureClass::Integrity,
+                StoreErrorKind::Other => FailureClass::Internal,
+            },
+            RepoError::Key { .. }
+            | RepoError::Integrity { .. }
+            | RepoError::Format { .. }
+            | RepoError::MissingParent { .. } => FailureClass::Integrity,
+            RepoError::NotFound { .. } => FailureClass::Internal,
+        };
+        Self::new(class, e.to_string())
+    }
+}
+
+impl From<source::SourceError> for JobError {
+    fn from(e: source::SourceError) -> Self {
+        let m = e.to_string();
+        let lower = m.to_lowercase();
+        let class = if lower.contains("unauthorized") || lower.contains("authentication") {
+            FailureClass::Auth
+        } else if lower.contains("timed out") || lower.contains("timeout") {
+            FailureClass::Timeout
+        } else if lower.contains("io error")
+            || lower.contains("connection")
+            || lower.contains("broken pipe")
+        {
+            FailureClass::Network
+        } else {
+            FailureClass::Internal
+        };
+        Self::new(class, m)
+    }
+}

@@ -131,7 +131,7 @@ pub struct Job {
     pub finished_ms: Option<u64>,
     /// The job fails with class `deadline` if still running at this time.
     pub deadline_ms: u64,
-    /// Attempts made, 1 + retries.
+    /// 1 + the retries the job made (0 while queued).
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use neo4rs::{ConfigBuilder, Graph, query};
+use neo4rs::{Graph, query};
+
+pub use crate::bolt::{connect, query_i64};
 
 use super::component::{BoxFuture, Component};
 use super::{EnvError, Neo4jEndpoint, Tools, read_secret};
@@ -181,36 +183,6 @@ impl Component for Neo4jServer {
 pub async fn admin(endpoint: &Neo4jEndpoint, db: &str) -> Result<Graph, String> {
     let pw = read_secret(&endpoint.admin_password_file).map_err(|e| e.to_string())?;
     connect(&endpoint.bolt, &endpoint.admin_user, &pw, db).await
-}
-
-/// A session to `db` at `bolt` (`127.0.0.1:port`).
-pub async fn connect(bolt: &str, user: &str, password: &str, db: &str) -> Result<Graph, String> {
-    let config = ConfigBuilder::default()
-        .uri(bolt)
-        .user(user)
-        .password(password)
-        .db(db)
-        .max_connections(2)
-        .build()
-        .map_err(|e| e.to_string())?;
-    Graph::connect(config).await.map_err(|e| e.to_string())
-}
-
-/// Runs `q` in its own transaction and returns column `n` of the first row.
-/// Unlike `Graph::run`, a transaction is never retried behind the caller's
-/// back, so a refused login fails at once instead of after a minute.
-pub async fn query_i64(graph: &Graph, q: neo4rs::Query) -> Result<i64, String> {
-    let mut txn = graph.start_txn().await.map_err(|e| e.to_string())?;
-    let mut rows = txn.execute(q).await.map_err(|e| e.to_string())?;
-    let row = rows
-        .next(txn.handle())
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the query returned no row")?;
-    let n = row.get::<i64>("n").map_err(|e| e.to_string())?;
-    drop(rows);
-    txn.commit().await.map_err(|e| e.to_string())?;
-    Ok(n)
 }
 
 /// Sets a user's password as the admin (credential rotation and its heal).

@@ -263,11 +263,13 @@ impl Repository {
             .filter_map(|(k, _)| k.rsplit('/').next().map(String::from))
             .collect();
         let mut names = Vec::new();
-        let mut todo = BTreeMap::new();
+        // Owned chunks: futures over borrowed data trip the compiler's
+        // `Send` checks in callers.
+        let mut todo: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         for chunk in self.split(stream) {
             let name = self.chunk_name(chunk);
             if !present.contains(&name) {
-                todo.entry(name.clone()).or_insert(chunk);
+                todo.entry(name.clone()).or_insert_with(|| chunk.to_vec());
             }
             names.push(name);
         }
@@ -277,7 +279,7 @@ impl Repository {
             bytes_uploaded: 0,
         };
         let uploaded: Vec<u64> = futures_util::stream::iter(todo)
-            .map(|(name, chunk)| async move { self.put_chunk(&name, chunk).await })
+            .map(|(name, chunk)| self.put_chunk(name, chunk))
             .buffer_unordered(concurrency.max(1))
             .try_collect()
             .await?;
@@ -317,10 +319,10 @@ impl Repository {
         Ok((manifest, stats))
     }
 
-    async fn put_chunk(&self, name: &str, chunk: &[u8]) -> Result<u64, RepoError> {
-        let key = chunk_key(name);
+    async fn put_chunk(&self, name: String, chunk: Vec<u8>) -> Result<u64, RepoError> {
+        let key = chunk_key(&name);
         let compressed =
-            zstd::bulk::compress(chunk, ZSTD_LEVEL).map_err(|e| RepoError::Format {
+            zstd::bulk::compress(&chunk, ZSTD_LEVEL).map_err(|e| RepoError::Format {
                 object: key.clone(),
                 message: format!("compression failed: {e}"),
             })?;
@@ -419,8 +421,8 @@ impl Repository {
     }
 
     /// Fetches, opens, decompresses and checks one chunk.
-    pub async fn read_chunk(&self, name: &str) -> Result<Vec<u8>, RepoError> {
-        let key = chunk_key(name);
+    pub async fn read_chunk(&self, name: String) -> Result<Vec<u8>, RepoError> {
+        let key = chunk_key(&name);
         let sealed = self.store.get(&key).await?;
         let compressed = self.keyring.open(&key, &sealed)?;
         let plain =
@@ -443,7 +445,7 @@ impl Repository {
         manifest: &Manifest,
         concurrency: usize,
     ) -> Result<Vec<u8>, RepoError> {
-        let chunks: Vec<Vec<u8>> = futures_util::stream::iter(&manifest.chunks)
+        let chunks: Vec<Vec<u8>> = futures_util::stream::iter(manifest.chunks.clone())
             .map(|name| self.read_chunk(name))
             .buffered(concurrency.max(1))
             .try_collect()
@@ -477,7 +479,7 @@ impl Repository {
         }
         let mut report = VerifyReport::default();
         for name in picked {
-            let plain = self.read_chunk(name).await?;
+            let plain = self.read_chunk(name.clone()).await?;
             report.chunks_checked += 1;
             report.bytes_checked += plain.len() as u64;
         }

@@ -1,0 +1,609 @@
+//! The agent at work: jobs that move queued → running → succeeded | failed,
+//! each under a deadline, retried only for transient failures, and the
+//! backup, restore and verify work they do.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OnceCell, Semaphore};
+
+use super::config::{AgentConfig, Tier, TierKind};
+use super::repo::{Counts, Keyring, Manifest, RecoveryPoint, Repository, Store};
+use super::retry::{Attempt, RetryPolicy};
+use super::source::{Neo4jSource, capture};
+use super::{JobError, repo};
+use crate::api::{BackupKind, FailureClass, Job, JobKind, JobState, JobSummary};
+use crate::graph::{Decoder, Encoder, Graph, Record};
+use crate::s3::{Bucket, S3Credentials};
+
+/// A problem that keeps the agent from starting (bad secrets or files).
+#[derive(Debug, thiserror::Error)]
+#[error("`{}`: {message}", file.display())]
+pub struct StartError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+/// What the agent remembers between runs: the last backup of each tier,
+/// which incremental backups build on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct AgentState {
+    tiers: BTreeMap<String, TierState>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TierState {
+    backup: String,
+    seq: u64,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub bytes_uploaded: BTreeMap<String, u64>,
+    pub retries: BTreeMap<String, u64>,
+    pub job_seconds: Vec<(JobKind, f64)>,
+    pub last_success_ms: Option<u64>,
+    pub heartbeat_failures: u64,
+}
+
+pub struct Agent {
+    pub config: AgentConfig,
+    keyring: Keyring,
+    token: String,
+    jobs: Mutex<BTreeMap<String, Job>>,
+    next_job: AtomicU32,
+    slots: Semaphore,
+    state: Mutex<AgentState>,
+    pub metrics: Mutex<Metrics>,
+    capture_ready: OnceCell<()>,
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn read_secret(path: &std::path::Path) -> Result<String, StartError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| StartError {
+            file: path.to_path_buf(),
+            message: format!("cannot read: {e}"),
+        })
+}
+
+impl Agent {
+    /// Loads the secrets the configuration names and the saved state.
+    pub fn new(config: AgentConfig) -> Result<Arc<Self>, StartError> {
+        let key = Keyring::load_key(&config.encryption.key_file).map_err(|e| StartError {
+            file: config.encryption.key_file.clone(),
+            message: e.to_string(),
+        })?;
+        let keyring = Keyring::new(&config.encryption.key_id, key);
+        let token = match &config.control.token_file {
+            Some(path) => read_secret(path)?,
+            None => std::env::var("GRAPH_AGENT_TOKEN").map_err(|_| StartError {
+                file: "control.token_file".into(),
+                message: "no token: set `control.token_file` or GRAPH_AGENT_TOKEN".into(),
+            })?,
+        };
+        if token.len() < 16 {
+            return Err(StartError {
+                file: "control.token_file".into(),
+                message: "the API token must be at least 16 characters".into(),
+            });
+        }
+        std::fs::create_dir_all(&config.agent.state_dir).map_err(|e| StartError {
+            file: config.agent.state_dir.clone(),
+            message: e.to_string(),
+        })?;
+        let state_file = config.agent.state_dir.join("state.json");
+        let state = match std::fs::read(&state_file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StartError {
+                file: state_file.clone(),
+                message: e.to_string(),
+            })?,
+            Err(_) => AgentState::default(),
+        };
+        let slots = Semaphore::new(config.resources.max_concurrent_jobs as usize);
+        Ok(Arc::new(Self {
+            config,
+            keyring,
+            token,
+            jobs: Mutex::new(BTreeMap::new()),
+            next_job: AtomicU32::new(1),
+            slots,
+            state: Mutex::new(state),
+            metrics: Mutex::new(Metrics::default()),
+            capture_ready: OnceCell::new(),
+        }))
+    }
+
+    /// Whether `presented` is the API token (constant-time).
+    pub fn token_matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        presented.len() == self.token.len()
+            && bool::from(presented.as_bytes().ct_eq(self.token.as_bytes()))
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        let t = &self.config.transfer;
+        RetryPolicy {
+            max_retries: t.max_retries as u32,
+            base: t.backoff_base.0,
+            cap: t.backoff_cap.0,
+        }
+    }
+
+    pub fn tier(&self, name: &str) -> Option<&Tier> {
+        self.config.tiers.iter().find(|t| t.name == name)
+    }
+
+    pub fn job(&self, id: &str) -> Option<Job> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    pub fn jobs(&self, kind: JobKind) -> Vec<Job> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|j| j.kind == kind)
+            .cloned()
+            .collect()
+    }
+
+    pub fn summary(&self) -> JobSummary {
+        let mut s = JobSummary::default();
+        for j in self.jobs.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            match j.state {
+                JobState::Queued => s.queued += 1,
+                JobState::Running => s.running += 1,
+                JobState::Succeeded => s.succeeded += 1,
+                JobState::Failed => s.failed += 1,
+            }
+        }
+        s
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut Job)) {
+        if let Some(job) = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(id)
+        {
+            let before = job.state;
+            f(job);
+            debug_assert!(before == job.state || before.may_become(job.state));
+        }
+    }
+
+    /// Queues a job and runs `work` for it in the background.
+    fn submit<W, Fut>(
+        self: &Arc<Self>,
+        kind: JobKind,
+        tier: &str,
+        backup_kind: Option<BackupKind>,
+        work: W,
+    ) -> Job
+    where
+        W: FnOnce(Arc<Self>, String) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<String>, JobError>> + Send + 'static,
+    {
+        let created = now_ms();
+        let id = format!("job-{}", self.next_job.fetch_add(1, Ordering::SeqCst));
+        let deadline = self.config.transfer.job_deadline.0;
+        let job = Job {
+            id: id.clone(),
+            kind,
+            state: JobState::Queued,
+            tier: tier.to_string(),
+            backup_kind,
+            backup: None,
+            created_ms: created,
+            started_ms: None,
+            finished_ms: None,
+            deadline_ms: created + deadline.as_millis() as u64,
+            attempts: 0,
+            failure: None,
+        };
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), job.clone());
+        let agent = self.clone();
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            // Waiting for a slot counts against the deadline too: a job never
+            // stays queued or running past it.
+            let outcome = tokio::time::timeout(deadline, async {
+                let _slot = agent
+                    .slots
+                    .acquire()
+                    .await
+                    .expect("semaphore is never closed");
+                agent.update(&id, |j| {
+                    j.state = JobState::Running;
+                    j.started_ms = Some(now_ms());
+                    j.attempts = 1;
+                });
+                work(agent.clone(), id.clone()).await
+            })
+            .await
+            .unwrap_or_else(|_| {
+                Err(JobError::new(
+                    FailureClass::Deadline,
+                    format!("not finished within the job deadline of {deadline:?}"),
+                ))
+            });
+            let secs = started.elapsed().as_secs_f64();
+            let mut metrics = agent.metrics.lock().unwrap_or_else(|p| p.into_inner());
+            metrics.job_seconds.push((kind, secs));
+            match outcome {
+                Ok(backup) => {
+                    metrics.last_success_ms = Some(now_ms());
+                    drop(metrics);
+                    tracing::info!(job = %id, ?kind, secs, "job succeeded");
+                    agent.update(&id, |j| {
+                        j.state = JobState::Succeeded;
+                        j.finished_ms = Some(now_ms());
+                        if backup.is_some() {
+                            j.backup = backup;
+                        }
+                    });
+                }
+                Err(e) => {
+                    drop(metrics);
+                    tracing::warn!(job = %id, ?kind, class = ?e.class, error = %e.message, "job failed");
+                    agent.update(&id, |j| {
+                        j.state = JobState::Failed;
+                        j.finished_ms = Some(now_ms());
+                        j.failure = Some(e.into_failure());
+                    });
+                }
+            }
+        });
+        job
+    }
+
+    /// Runs `op` with the retry policy; each retry counts as an attempt of job `id`.
+    async fn attempt<'a, T>(
+        &self,
+        id: &str,
+        mut op: impl FnMut() -> Attempt<'a, T>,
+    ) -> Result<T, JobError> {
+        self.retry_policy()
+            .run(&mut op, |e| {
+                self.update(id, |j| j.attempts += 1);
+                tracing::info!(job = %id, class = ?e.class, error = %e.message, "retrying");
+                *self
+                    .metrics
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retries
+                    .entry(format!("{:?}", e.class).to_lowercase())
+                    .or_default() += 1;
+            })
+            .await
+    }
+
+    pub fn submit_backup(self: &Arc<Self>, kind: BackupKind, tier: &str) -> Job {
+        let tier = tier.to_string();
+        self.submit(
+            JobKind::Backup,
+            &tier.clone(),
+            Some(kind),
+            move |agent, id| async move { agent.backup(&id, kind, &tier).await.map(Some) },
+        )
+    }
+
+    pub fn submit_restore(self: &Arc<Self>, backup: &str, tier: &str) -> Job {
+        let (backup, tier) = (backup.to_string(), tier.to_string());
+        self.submit(
+            JobKind::Restore,
+            &tier.clone(),
+            None,
+            move |agent, id| async move { agent.restore(&id, &backup, &tier).await.map(Some) },
+        )
+    }
+
+    pub fn submit_verify(self: &Arc<Self>, backup: &str, tier: &str, sample: f64) -> Job {
+        let (backup, tier) = (backup.to_string(), tier.to_string());
+        self.submit(JobKind::Verify, &tier.clone(), None, move |agent, id| async move {
+            agent.verify(&id, &backup, &tier, sample).await.map(Some)
+        })
+    }
+
+    async fn connect(
+        &self,
+        which: &super::config::Neo4jSource,
+        db: &str,
+    ) -> Result<neo4rs::Graph, JobError> {
+        let password = std::fs::read_to_string(&which.password_file)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| {
+                JobError::new(
+                    FailureClass::Internal,
+                    format!("`{}`: {e}", which.password_file.display()),
+                )
+            })?;
+        let graph = crate::bolt::connect(&which.uri, &which.user, &password, db)
+            .await
+            .map_err(|m| {
+                JobError::from(super::source::SourceError {
+                    op: "connect",
+                    message: m,
+                })
+            })?;
+        // A cheap round trip, so bad credentials fail here, clearly (the
+        // system database runs only administration commands).
+        if db != "system" {
+            crate::bolt::query_i64(&graph, neo4rs::query("RETURN 1 AS n"))
+                .await
+                .map_err(|m| {
+                    JobError::from(super::source::SourceError {
+                        op: "connect",
+                        message: m,
+                    })
+                })?;
+        }
+        Ok(graph)
+    }
+
+    /// The source, with change capture installed (once per agent run).
+    async fn source(&self, id: &str) -> Result<Neo4jSource, JobError> {
+        let graph = self
+            .attempt(id, || Box::pin(self.connect(&self.config.neo4j, "neo4j")))
+            .await?;
+        self.capture_ready
+            .get_or_try_init(|| async {
+                let system = self.connect(&self.config.neo4j, "system").await?;
+                capture::install(&graph, &system, Duration::from_secs(30)).await?;
+                Neo4jSource::new(graph.clone()).assign_ids().await?;
+                Ok::<(), JobError>(())
+            })
+            .await?;
+        Ok(Neo4jSource::new(graph))
+    }
+
+    /// Opens a tier's repository.
+    async fn repository(&self, tier: &str) -> Result<Repository, JobError> {
+        let t = self
+            .tier(tier)
+            .ok_or_else(|| JobError::new(FailureClass::Internal, format!("no tier `{tier}`")))?;
+        let store = match t.kind {
+            TierKind::Local => Store::Local(t.path.clone().unwrap_or_default()),
+            TierKind::S3 => {
+                let creds_file = t.credentials_file.clone().unwrap_or_default();
+                let text = std::fs::read_to_string(&creds_file).map_err(|e| {
+                    JobError::new(
+                        FailureClass::Internal,
+                        format!("`{}`: {e}", creds_file.display()),
+                    )
+                })?;
+                let creds: S3Credentials = serde_json::from_str(&text).map_err(|e| {
+                    JobError::new(
+                        FailureClass::Internal,
+                        format!("`{}`: {e}", creds_file.display()),
+                    )
+                })?;
+                let bucket = Bucket::new(
+                    t.endpoint.as_deref().unwrap_or_default(),
+                    &creds,
+                    t.bucket.as_deref().unwrap_or_default(),
+                    self.config.transfer.request_timeout.0,
+                )
+                .map_err(|e| JobError::new(FailureClass::Internal, e.to_string()))?;
+                Store::S3(bucket)
+            }
+        };
+        Repository::open(store, self.keyring.clone())
+            .await
+            .map_err(Into::into)
+    }
+
+    /// Takes a cut and stores it in `tier`; returns the backup's id.
+    async fn backup(&self, id: &str, kind: BackupKind, tier: &str) -> Result<String, JobError> {
+        let source = self.source(id).await?;
+        let parent = match kind {
+            BackupKind::Full => None,
+            BackupKind::Incremental => self
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .tiers
+                .get(tier)
+                .cloned(),
+        };
+        let kind = if parent.is_some() {
+            BackupKind::Incremental
+        } else {
+            BackupKind::Full
+        };
+        self.update(id, |j| j.backup_kind = Some(kind));
+        let since = parent.as_ref().map(|p| p.seq);
+        let cut = self
+            .attempt(id, || {
+                Box::pin(async { source.cut(since).await.map_err(JobError::from) })
+            })
+            .await?;
+        let mut enc = Encoder::default();
+        let mut counts = Counts::default();
+        for r in &cut.records {
+            match r {
+                Record::Node(_) => counts.nodes += 1,
+                Record::Rel(_) => counts.rels += 1,
+                Record::DeleteNode(_) | Record::DeleteRel(_) => counts.deletions += 1,
+                Record::Schema(_) => counts.schema += 1,
+            }
+            enc.record(r);
+        }
+        let backup_id = format!("{}-{:04x}", cut.time_ms, rand::random::<u16>());
+        let manifest = Manifest {
+            format: repo::FORMAT_VERSION,
+            id: backup_id.clone(),
+            kind,
+            parent: parent.as_ref().map(|p| p.backup.clone()),
+            created_ms: now_ms(),
+            recovery_point: RecoveryPoint {
+                time_ms: cut.time_ms,
+                seq: cut.seq,
+            },
+            counts,
+            chunks: vec![],
+            raw_bytes: 0,
+            merkle_root: String::new(),
+        };
+        let concurrency = self.config.transfer.upload_concurrency as usize;
+        let (_, stats) = self
+            .attempt(id, || {
+                Box::pin(async {
+                    let repo = self.repository(tier).await?;
+                    repo.write_backup(manifest.clone(), enc.bytes(), concurrency)
+                        .await
+                        .map_err(JobError::from)
+                })
+            })
+            .await?;
+        *self
+            .metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .bytes_uploaded
+            .entry(tier.to_string())
+            .or_default() += stats.bytes_uploaded;
+        self.update(id, |j| j.backup = Some(backup_id.clone()));
+        let keep = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.tiers.insert(
+                tier.to_string(),
+                TierState {
+                    backup: backup_id.clone(),
+                    seq: cut.seq,
+                },
+            );
+            let file = self.config.agent.state_dir.join("state.json");
+            let tmp = file.with_extension("json.tmp");
+            std::fs::write(
+                &tmp,
+                serde_json::to_vec_pretty(&*state).expect("state serializes"),
+            )
+            .and_then(|_| std::fs::rename(&tmp, &file))
+            .map_err(|e| {
+                JobError::new(FailureClass::Internal, format!("`{}`: {e}", file.display()))
+            })?;
+            // Change records older than every tier's last backup are no longer needed.
+            let all = self
+                .config
+                .tiers
+                .iter()
+                .all(|t| state.tiers.contains_key(&t.name));
+            all.then(|| state.tiers.values().map(|t| t.seq).min().unwrap_or(0))
+        };
+        if let Some(seq) = keep
+            && let Err(e) =
+                capture::prune(&self.connect(&self.config.neo4j, "neo4j").await?, seq).await
+        {
+            tracing::warn!(error = %e, "pruning change records failed; will retry after the next backup");
+        }
+        Ok(backup_id)
+    }
+
+    /// Restores `backup` (with its parents) into the empty restore target,
+    /// then checks the result against the backup.
+    async fn restore(&self, id: &str, backup: &str, tier: &str) -> Result<String, JobError> {
+        let target_cfg = self.config.restore.clone().ok_or_else(|| {
+            JobError::new(
+                FailureClass::Internal,
+                "no `[restore]` database is configured",
+            )
+        })?;
+        let expected = self
+            .attempt(id, || {
+                Box::pin(async {
+                    let repo = self.repository(tier).await?;
+                    let mut graph = Graph::default();
+                    for m in repo.chain(backup).await? {
+                        graph.schema.clear();
+                        let stream = repo
+                            .read_stream(&m, self.config.transfer.upload_concurrency as usize)
+                            .await?;
+                        let records = Decoder::new(&stream).records().map_err(|e| {
+                            JobError::new(
+                                FailureClass::Integrity,
+                                format!("backup `{}`: {e}", m.id),
+                            )
+                        })?;
+                        for r in records {
+                            graph.apply(r);
+                        }
+                    }
+                    Ok(graph)
+                })
+            })
+            .await?;
+        let graph = self
+            .attempt(id, || Box::pin(self.connect(&target_cfg, "neo4j")))
+            .await?;
+        if !crate::bolt::is_empty(&graph)
+            .await
+            .map_err(|m| JobError::new(FailureClass::Internal, m))?
+        {
+            return Err(JobError::new(
+                FailureClass::Internal,
+                format!("the restore target {} is not empty", target_cfg.uri),
+            ));
+        }
+        let target = Neo4jSource::new(graph);
+        let records: Vec<Record> = expected.records().collect();
+        target.restore(&records, |_| {}).await?;
+        let mut restored = Graph::default();
+        for r in target.export().await? {
+            restored.apply(r);
+        }
+        if restored.canonical_hash() != expected.canonical_hash() {
+            return Err(JobError::new(
+                FailureClass::Integrity,
+                format!(
+                    "the restored graph differs from backup `{backup}` ({} nodes / {} relationships restored, {} / {} expected)",
+                    restored.nodes.len(),
+                    restored.rels.len(),
+                    expected.nodes.len(),
+                    expected.rels.len()
+                ),
+            ));
+        }
+        Ok(backup.to_string())
+    }
+
+    async fn verify(
+        &self,
+        id: &str,
+        backup: &str,
+        tier: &str,
+        sample: f64,
+    ) -> Result<String, JobError> {
+        self.attempt(id, || {
+            Box::pin(async {
+                let repo = self.repository(tier).await?;
+                for m in repo.chain(backup).await? {
+                    repo.verify(&m.id, sample).await?;
+                }
+                Ok(backup.to_string())
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,154 @@
+//! `graph-agent`: the backup agent. `serve` runs the control API and
+//! heartbeats; the other commands run one job in the foreground.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use graphdrill::agent::config::AgentConfig;
+use graphdrill::agent::service::Agent;
+use graphdrill::agent::{heartbeat, server};
+use graphdrill::api::{BackupKind, Job, JobState};
+
+/// Consistent, encrypted, tiered Neo4j backups with restore and verification.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// The agent's settings (TOML); GRAPH_AGENT_<SECTION>__<FIELD> overrides.
+    #[arg(long, short)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the control API and send heartbeats until SIGINT or SIGTERM.
+    Serve,
+    /// Take one backup into a tier.
+    Backup {
+        #[arg(long, value_parser = ["full", "incremental"], default_value = "full")]
+        kind: String,
+        #[arg(long)]
+        tier: String,
+    },
+    /// Restore a backup (and its parents) into the `[restore]` database.
+    Restore {
+        #[arg(long)]
+        backup: String,
+        #[arg(long)]
+        tier: String,
+    },
+    /// Re-read and check a backup's chunks without restoring.
+    Verify {
+        #[arg(long)]
+        backup: String,
+        #[arg(long)]
+        tier: String,
+        /// Fraction of chunks to check, in (0, 1].
+        #[arg(long, default_value_t = 1.0)]
+        sample: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GRAPH_AGENT_LOG")
+                .unwrap_or_else(|_| "info,neo4rs=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = match AgentConfig::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let agent = match Agent::new(config) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    runtime.block_on(run(agent, cli.command))
+}
+
+async fn run(agent: Arc<Agent>, command: Command) -> ExitCode {
+    let job = match command {
+        Command::Serve => return serve(agent).await,
+        Command::Backup { kind, tier } => {
+            let kind = if kind == "full" {
+                BackupKind::Full
+            } else {
+                BackupKind::Incremental
+            };
+            agent.submit_backup(kind, &tier)
+        }
+        Command::Restore { backup, tier } => agent.submit_restore(&backup, &tier),
+        Command::Verify {
+            backup,
+            tier,
+            sample,
+        } => agent.submit_verify(&backup, &tier, sample),
+    };
+    let done = wait(&agent, &job).await;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&done).expect("job serializes")
+    );
+    if done.state == JobState::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Polls a job until it is terminal (its deadline bounds the wait).
+async fn wait(agent: &Agent, job: &Job) -> Job {
+    loop {
+        let now = agent.job(&job.id).expect("submitted jobs stay listed");
+        if now.state.is_terminal() {
+            return now;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+async fn serve(agent: Arc<Agent>) -> ExitCode {
+    let addr = format!("{}:{}", agent.config.agent.host, agent.config.agent.port);
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {addr} (`agent.host`, `agent.port`): {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing::info!(%addr, agent = %agent.config.agent.id, "serving the control API");
+    let beats = heartbeat::spawn(agent.clone());
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+    };
+    let served = axum::serve(listener, server::router(agent))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    beats.abort();
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

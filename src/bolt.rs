@@ -1,0 +1,40 @@
+//! Bolt sessions to Neo4j, shared by the agent and the harness.
+
+use neo4rs::{ConfigBuilder, Graph, query};
+
+/// A session to `db` at `bolt` (`host:port`).
+pub async fn connect(bolt: &str, user: &str, password: &str, db: &str) -> Result<Graph, String> {
+    let config = ConfigBuilder::default()
+        .uri(bolt)
+        .user(user)
+        .password(password)
+        .db(db)
+        .max_connections(4)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Graph::connect(config).await.map_err(|e| e.to_string())
+}
+
+/// Runs `q` in its own transaction and returns column `n` of the first row.
+/// Unlike `Graph::run`, a transaction is never retried behind the caller's
+/// back, so a refused login fails at once instead of after a minute.
+pub async fn query_i64(graph: &Graph, q: neo4rs::Query) -> Result<i64, String> {
+    let mut txn = graph.start_txn().await.map_err(|e| e.to_string())?;
+    let mut rows = txn.execute(q).await.map_err(|e| e.to_string())?;
+    let row = rows
+        .next(txn.handle())
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the query returned no row")?;
+    let n = row.get::<i64>("n").map_err(|e| e.to_string())?;
+    drop(rows);
+    txn.commit().await.map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
+/// Whether the database holds no node at all.
+pub async fn is_empty(graph: &Graph) -> Result<bool, String> {
+    query_i64(graph, query("MATCH (n) RETURN count(n) AS n"))
+        .await
+        .map(|n| n == 0)
+}

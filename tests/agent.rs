@@ -1,0 +1,400 @@
+//! graph-agent as a process, driven through its HTTP control API against
+//! the real servers: backups and restores succeed, faults end in the right
+//! failure class and never in a job stuck "in progress".
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{admin_graph, serial, shared_env};
+use graphdrill::agent::source::Neo4jSource;
+use graphdrill::api::{FailureClass, Job, JobState};
+use graphdrill::env::{Environment, Link};
+use graphdrill::fault::{AccessDenied, Fault, Partition};
+use graphdrill::graph::Graph;
+use neo4rs::query;
+
+const TOKEN: &str = "drill-token-0123456789abcdef";
+
+/// A running `graph-agent serve`, stopped on drop.
+struct AgentProc {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        // SAFETY: signals the child we spawned.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes an agent config for the shared environment (every connection
+/// through the agent's links) and starts the agent.
+fn start_agent(env: &Environment, key_byte: u8, deadline: &str) -> AgentProc {
+    let state = env.state();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(d.join("key.hex"), hex::encode([key_byte; 32])).unwrap();
+    std::fs::write(d.join("token"), TOKEN).unwrap();
+    let tier = |name: &str, region: &str, link: Link| {
+        let s3 = &state.s3[region];
+        format!(
+            "[[tier]]\nname = \"{name}\"\nkind = \"s3\"\nendpoint = \"http://{}\"\nbucket = \"{}\"\n\
+             credentials_file = \"{}\"\nretention = \"30d\"\nrestore_sla = \"30m\"\n",
+            state.link(link).listen,
+            s3.bucket,
+            s3.agent_credentials_file.display()
+        )
+    };
+    let db = |section: &str, instance: &str, link: Link| {
+        let n = &state.neo4j[instance];
+        format!(
+            "[{section}]\nuri = \"{}\"\nuser = \"{}\"\npassword_file = \"{}\"\n",
+            state.link(link).listen,
+            n.agent_user,
+            n.agent_password_file.display()
+        )
+    };
+    let config = format!(
+        "[agent]\nid = \"drill-agent\"\nport = {port}\nenvironment = \"test\"\nstate_dir = \"{}\"\n\n\
+         [control]\ntoken_file = \"{}\"\n\n\
+         [heartbeat]\nurl = \"http://{}/heartbeat\"\ninterval = \"1s\"\noffline_threshold = \"3s\"\n\n\
+         {}\n{}\n\
+         [encryption]\nkey_id = \"key-{key_byte}\"\nkey_file = \"{}\"\n\n\
+         [transfer]\nmax_retries = 2\nrequest_timeout = \"2s\"\nupload_concurrency = 3\n\
+         backoff_base = \"100ms\"\nbackoff_cap = \"500ms\"\nmetadata_sync = \"30s\"\njob_deadline = \"{deadline}\"\n\n\
+         {}\n{}",
+        d.join("state").display(),
+        d.join("token").display(),
+        state.link(Link::Control).listen,
+        db("neo4j", "neo4j", Link::Neo4j),
+        db("restore", "neo4j-recovery", Link::Neo4jRecovery),
+        d.join("key.hex").display(),
+        tier("primary", "s3-primary", Link::S3Primary),
+        tier("archive", "s3-archive", Link::S3Archive),
+    );
+    std::fs::write(d.join("agent.toml"), config).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_graph-agent"))
+        .arg("--config")
+        .arg(d.join("agent.toml"))
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "graph-agent did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    AgentProc {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn submit(agent: &AgentProc, path: &str, body: serde_json::Value) -> Job {
+    let resp = http()
+        .post(format!("{}{path}", agent.url))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+    resp.json().await.unwrap()
+}
+
+/// Polls a job until it is terminal; fails the test if it outlives `limit`.
+async fn finish(agent: &AgentProc, collection: &str, job: &Job, limit: Duration) -> Job {
+    let started = Instant::now();
+    loop {
+        let now: Job = http()
+            .get(format!("{}/v1/{collection}/{}", agent.url, job.id))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if now.state.is_terminal() {
+            return now;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "job still {:?} after {limit:?}: {now:?}",
+            now.state
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn wipe_databases(env: &Environment) {
+    for instance in ["neo4j", "neo4j-recovery"] {
+        let g = admin_graph(env, instance).await;
+        g.run(query(
+            "MATCH (n) WHERE NOT n:_GraphAgentClock DETACH DELETE n",
+        ))
+        .await
+        .unwrap();
+    }
+}
+
+async fn graph_of(env: &Environment, instance: &str) -> Graph {
+    let source = Neo4jSource::new(admin_graph(env, instance).await);
+    let mut g = Graph::default();
+    for r in source.export().await.unwrap() {
+        g.apply(r);
+    }
+    g
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_requires_the_token_but_health_does_not() {
+    let _guard = serial().await;
+    let agent = start_agent(shared_env(), 1, "2m");
+    let client = http();
+    let none = client
+        .get(format!("{}/v1/backups", agent.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 401);
+    let wrong = client
+        .get(format!("{}/v1/backups", agent.url))
+        .bearer_auth("drill-token-0123456789abcdeX")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = client
+        .get(format!("{}/v1/backups", agent.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    let health: serde_json::Value = client
+        .get(format!("{}/health", agent.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    let bad = client
+        .post(format!("{}/v1/backups", agent.url))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"kind": "full", "tier": "nowhere"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_and_restore_through_the_api_give_back_the_same_graph() {
+    let _guard = serial().await;
+    let env = shared_env();
+    wipe_databases(env).await;
+    let admin = admin_graph(env, "neo4j").await;
+    admin
+        .run(query(
+            "UNWIND range(1, 200) AS i CREATE (:Item {i: i, at: datetime({epochSeconds: i})})-[:NEXT {w: i * 0.5}]->(:Item {i: -i})",
+        ))
+        .await
+        .unwrap();
+    let agent = start_agent(env, 1, "2m");
+
+    let full = submit(
+        &agent,
+        "/v1/backups",
+        serde_json::json!({"kind": "full", "tier": "primary"}),
+    )
+    .await;
+    let full = finish(&agent, "backups", &full, Duration::from_secs(90)).await;
+    assert_eq!(full.state, JobState::Succeeded, "{full:?}");
+    admin
+        .run(query("MATCH (n:Item) WHERE n.i > 190 DETACH DELETE n"))
+        .await
+        .unwrap();
+    admin.run(query("CREATE (:Item {i: 1000})")).await.unwrap();
+    let inc = submit(
+        &agent,
+        "/v1/backups",
+        serde_json::json!({"kind": "incremental", "tier": "primary"}),
+    )
+    .await;
+    let inc = finish(&agent, "backups", &inc, Duration::from_secs(90)).await;
+    assert_eq!(inc.state, JobState::Succeeded, "{inc:?}");
+    assert_eq!(
+        inc.backup_kind,
+        Some(graphdrill::api::BackupKind::Incremental)
+    );
+
+    let verify = submit(
+        &agent,
+        "/v1/verify",
+        serde_json::json!({"backup": inc.backup, "tier": "primary"}),
+    )
+    .await;
+    assert_eq!(
+        finish(&agent, "verify", &verify, Duration::from_secs(60))
+            .await
+            .state,
+        JobState::Succeeded
+    );
+
+    let restore = submit(
+        &agent,
+        "/v1/restores",
+        serde_json::json!({"backup": inc.backup, "tier": "primary"}),
+    )
+    .await;
+    let restore = finish(&agent, "restores", &restore, Duration::from_secs(120)).await;
+    assert_eq!(restore.state, JobState::Succeeded, "{restore:?}");
+    // Judged independently of the agent: the recovery database equals the source.
+    let source = graph_of(env, "neo4j").await;
+    let restored = graph_of(env, "neo4j-recovery").await;
+    assert_eq!(source.nodes.len(), 391);
+    assert_eq!(restored.canonical_hash(), source.canonical_hash());
+    // A restore never lands on a database that is not empty.
+    let again = submit(
+        &agent,
+        "/v1/restores",
+        serde_json::json!({"backup": inc.backup, "tier": "primary"}),
+    )
+    .await;
+    let again = finish(&agent, "restores", &again, Duration::from_secs(60)).await;
+    assert_eq!(again.state, JobState::Failed);
+    assert!(again.failure.unwrap().message.contains("not empty"));
+
+    // An agent holding another key cannot read the backup, and says which key it needs.
+    let stranger = start_agent(env, 2, "2m");
+    let wipe = admin_graph(env, "neo4j-recovery").await;
+    wipe.run(query("MATCH (n) DETACH DELETE n")).await.unwrap();
+    let wrong = submit(
+        &stranger,
+        "/v1/restores",
+        serde_json::json!({"backup": inc.backup, "tier": "primary"}),
+    )
+    .await;
+    let wrong = finish(&stranger, "restores", &wrong, Duration::from_secs(60)).await;
+    let failure = wrong.failure.expect("a failure");
+    assert_eq!(failure.class, FailureClass::Integrity);
+    assert!(failure.message.contains("key-1"), "{}", failure.message);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_denied_fails_fast_with_class_permission_and_no_retry() {
+    let _guard = serial().await;
+    let env = shared_env();
+    let agent = start_agent(env, 3, "2m");
+    let fault = AccessDenied::new("s3-archive");
+    fault.inject(env).await.unwrap();
+    let started = Instant::now();
+    let job = submit(
+        &agent,
+        "/v1/backups",
+        serde_json::json!({"kind": "full", "tier": "archive"}),
+    )
+    .await;
+    let job = finish(&agent, "backups", &job, Duration::from_secs(30)).await;
+    fault.heal(env).await.unwrap();
+    let failure = job.failure.clone().expect("the job failed");
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(
+        failure.class,
+        FailureClass::Permission,
+        "{}",
+        failure.message
+    );
+    assert_eq!(job.attempts, 1, "a permission failure was retried");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partitioned_bucket_fails_the_job_within_its_deadline() {
+    let _guard = serial().await;
+    let env = shared_env();
+    let agent = start_agent(env, 4, "20s");
+    let fault = Partition {
+        link: Link::S3Primary,
+    };
+    fault.inject(env).await.unwrap();
+    let job = submit(
+        &agent,
+        "/v1/backups",
+        serde_json::json!({"kind": "full", "tier": "primary"}),
+    )
+    .await;
+    // Deadline 20 s, plus polling slack: never "in progress" past it.
+    let job = finish(&agent, "backups", &job, Duration::from_secs(30)).await;
+    fault.heal(env).await.unwrap();
+    let class = job.failure.as_ref().expect("the job failed").class;
+    assert!(
+        matches!(
+            class,
+            FailureClass::Network | FailureClass::Timeout | FailureClass::Deadline
+        ),
+        "{job:?}"
+    );
+    assert!(
+        job.attempts <= 3,
+        "retries are bounded by max_retries = 2: {job:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeats_reach_the_control_endpoint_through_the_agents_link() {
+    let _guard = serial().await;
+    let env = shared_env();
+    let beats = Arc::new(AtomicUsize::new(0));
+    let counter = beats.clone();
+    let app = axum::Router::new().route(
+        "/heartbeat",
+        axum::routing::post(move |body: axum::Json<graphdrill::api::Heartbeat>| {
+            let counter = counter.clone();
+            async move {
+                assert_eq!(body.agent_id, "drill-agent");
+                counter.fetch_add(1, Ordering::SeqCst);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", env.state().control_port))
+        .await
+        .unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let agent = start_agent(env, 5, "2m");
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    drop(agent);
+    server.abort();
+    let n = beats.load(Ordering::SeqCst);
+    assert!(
+        (2..=5).contains(&n),
+        "{n} heartbeats in 3.5 s at a 1 s interval"
+    );
+}
