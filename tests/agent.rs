@@ -89,6 +89,7 @@ fn start_agent(env: &Environment, key_byte: u8, deadline: &str) -> AgentProc {
         .arg("--config")
         .arg(d.join("agent.toml"))
         .arg("serve")
+        .env("GRAPH_AGENT_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
