@@ -99,78 +99,49 @@ async fn health(State(agent): State<Arc<Agent>>) -> Response {
     .into_response()
 }
 
-async fn create_backup(
-    State(agent): State<Arc<Agent>>,
-    body: Result<Json<BackupRequest>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.body_text()),
-    };
-    if agent.tier(&req.tier).is_none() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("no tier `{}`", req.tier),
-        );
+type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+/// The request body, or why it is a bad request (bad JSON, unknown tier).
+fn accept<T>(agent: &Agent, body: Body<T>, tier: impl Fn(&T) -> &str) -> Result<T, String> {
+    let Json(req) = body.map_err(|e| e.body_text())?;
+    match agent.tier(tier(&req)) {
+        Some(_) => Ok(req),
+        None => Err(format!("no tier `{}`", tier(&req))),
     }
-    (
-        StatusCode::ACCEPTED,
-        Json(agent.submit_backup(req.kind, &req.tier)),
-    )
-        .into_response()
 }
 
-async fn create_restore(
-    State(agent): State<Arc<Agent>>,
-    body: Result<Json<RestoreRequest>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.body_text()),
-    };
-    if agent.tier(&req.tier).is_none() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("no tier `{}`", req.tier),
-        );
-    }
-    (
-        StatusCode::ACCEPTED,
-        Json(agent.submit_restore(&req.backup, &req.tier)),
-    )
-        .into_response()
+fn bad_request(message: String) -> Response {
+    error(StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
-async fn create_verify(
-    State(agent): State<Arc<Agent>>,
-    body: Result<Json<VerifyRequest>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.body_text()),
+fn accepted(job: crate::api::Job) -> Response {
+    (StatusCode::ACCEPTED, Json(job)).into_response()
+}
+
+async fn create_backup(State(agent): State<Arc<Agent>>, body: Body<BackupRequest>) -> Response {
+    match accept(&agent, body, |r| &r.tier) {
+        Ok(req) => accepted(agent.submit_backup(req.kind, &req.tier)),
+        Err(m) => bad_request(m),
+    }
+}
+
+async fn create_restore(State(agent): State<Arc<Agent>>, body: Body<RestoreRequest>) -> Response {
+    match accept(&agent, body, |r| &r.tier) {
+        Ok(req) => accepted(agent.submit_restore(&req.backup, &req.tier)),
+        Err(m) => bad_request(m),
+    }
+}
+
+async fn create_verify(State(agent): State<Arc<Agent>>, body: Body<VerifyRequest>) -> Response {
+    let req = match accept(&agent, body, |r| &r.tier) {
+        Ok(req) => req,
+        Err(m) => return bad_request(m),
     };
     let sample = req.sample.unwrap_or(1.0);
     if !(sample > 0.0 && sample <= 1.0) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("`sample` = {sample}: must be in (0, 1]"),
-        );
+        return bad_request(format!("`sample` = {sample}: must be in (0, 1]"));
     }
-    if agent.tier(&req.tier).is_none() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("no tier `{}`", req.tier),
-        );
-    }
-    (
-        StatusCode::ACCEPTED,
-        Json(agent.submit_verify(&req.backup, &req.tier, sample)),
-    )
-        .into_response()
+    accepted(agent.submit_verify(&req.backup, &req.tier, sample))
 }
 
 async fn list_backups(State(agent): State<Arc<Agent>>) -> Response {

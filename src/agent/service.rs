@@ -339,25 +339,21 @@ impl Agent {
                     format!("`{}`: {e}", which.password_file.display()),
                 )
             })?;
+        let refused = |m: String| {
+            JobError::from(super::source::SourceError {
+                op: "connect",
+                message: m,
+            })
+        };
         let graph = crate::bolt::connect(&which.uri, &which.user, &password, db)
             .await
-            .map_err(|m| {
-                JobError::from(super::source::SourceError {
-                    op: "connect",
-                    message: m,
-                })
-            })?;
+            .map_err(refused)?;
         // A cheap round trip, so bad credentials fail here, clearly (the
         // system database runs only administration commands).
         if db != "system" {
             crate::bolt::query_i64(&graph, neo4rs::query("RETURN 1 AS n"))
                 .await
-                .map_err(|m| {
-                    JobError::from(super::source::SourceError {
-                        op: "connect",
-                        message: m,
-                    })
-                })?;
+                .map_err(refused)?;
         }
         Ok(graph)
     }
