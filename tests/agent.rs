@@ -399,3 +399,36 @@ async fn heartbeats_reach_the_control_endpoint_through_the_agents_link() {
         "{n} heartbeats in 3.5 s at a 1 s interval"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_region_loses_its_data_the_next_incremental_is_a_full_backup() {
+    let _guard = serial().await;
+    let env = shared_env();
+    let agent = start_agent(env, 6, "2m");
+    let first = submit(
+        &agent,
+        "/v1/backups",
+        serde_json::json!({"kind": "full", "tier": "archive"}),
+    )
+    .await;
+    let first = finish(&agent, "backups", &first, Duration::from_secs(90)).await;
+    assert_eq!(first.state, JobState::Succeeded, "{first:?}");
+
+    let loss = graphdrill::fault::RegionLoss::new("s3-archive", true);
+    loss.inject(env).await.unwrap();
+    loss.heal(env).await.unwrap();
+
+    let next = submit(
+        &agent,
+        "/v1/backups",
+        serde_json::json!({"kind": "incremental", "tier": "archive"}),
+    )
+    .await;
+    let next = finish(&agent, "backups", &next, Duration::from_secs(90)).await;
+    assert_eq!(next.state, JobState::Succeeded, "{next:?}");
+    assert_eq!(
+        next.backup_kind,
+        Some(graphdrill::api::BackupKind::Full),
+        "an incremental without its parent"
+    );
+}

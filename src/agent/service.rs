@@ -423,6 +423,26 @@ impl Agent {
                 .get(tier)
                 .cloned(),
         };
+        // The parent must still be in the tier (a lost region takes it along);
+        // without it an incremental could never be restored, so take a full.
+        let parent = match parent {
+            Some(p) => {
+                let key = repo::catalog_key(&p.backup);
+                let present = self
+                    .attempt(id, || {
+                        Box::pin(async {
+                            let repo = self.repository(tier).await?;
+                            repo.store()
+                                .stat(&key)
+                                .await
+                                .map_err(|e| JobError::from(repo::RepoError::from(e)))
+                        })
+                    })
+                    .await?;
+                present.is_some().then_some(p)
+            }
+            None => None,
+        };
         let kind = if parent.is_some() {
             BackupKind::Incremental
         } else {
