@@ -432,3 +432,119 @@ async fn after_a_region_loses_its_data_the_next_incremental_is_a_full_backup() {
         "an incremental without its parent"
     );
 }
+
+/// Sums `graph_agent_uploaded_bytes_total{tier="…"}` from `/metrics`.
+async fn uploaded_bytes(agent: &AgentProc, tier: &str) -> u64 {
+    let text = http()
+        .get(format!("{}/metrics", agent.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("graph_agent_uploaded_bytes_total{{tier=\"{tier}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_killed_mid_upload_resumes_without_uploading_twice() {
+    let _guard = serial().await;
+    let env = shared_env();
+    wipe_databases(env).await;
+    let archive = common::admin_bucket(env, "s3-archive");
+    for (key, _) in archive.list("").await.unwrap() {
+        archive.delete(&key).await.unwrap();
+    }
+    admin_graph(env, "neo4j")
+        .await
+        .run(query(
+            "UNWIND range(1, 40000) AS i CREATE (:Bulk {i: i, text: 'row ' + toString(i * 7919 % 104729), f: i / 3.0})",
+        ))
+        .await
+        .unwrap();
+    // A slow link keeps the upload going long enough to kill it half-way.
+    let slow = graphdrill::fault::LinkToxic::new(
+        Link::S3Archive,
+        graphdrill::env::toxiproxy::Toxic::new(graphdrill::env::toxiproxy::ToxicKind::Bandwidth {
+            rate_kb_s: 200,
+        })
+        .upstream(),
+    );
+    slow.inject(env).await.unwrap();
+    let mut agent = start_agent(env, 7, "5m");
+    let state_dir = agent._dir.path().to_path_buf();
+    submit(
+        &agent,
+        "/v1/backups",
+        serde_json::json!({"kind": "full", "tier": "archive"}),
+    )
+    .await;
+    let started = Instant::now();
+    loop {
+        let chunks = archive.list("chunks/").await.unwrap().len();
+        if chunks >= 3 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no chunk reached storage"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SAFETY: kills the agent we spawned, mid-upload.
+    unsafe { libc::kill(agent.child.id() as i32, libc::SIGKILL) };
+    let _ = agent.child.wait();
+    slow.heal(env).await.unwrap();
+    assert!(
+        archive.list("catalog/").await.unwrap().is_empty(),
+        "a killed backup is listed as complete"
+    );
+    let uploaded_before: u64 = archive
+        .list("chunks/")
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+
+    // Same configuration, same state: the next run skips what is stored.
+    let config = state_dir.join("agent.toml");
+    agent.child = Command::new(env!("CARGO_BIN_EXE_graph-agent"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env("GRAPH_AGENT_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let port: u16 = agent.url.rsplit(':').next().unwrap().parse().unwrap();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let job = submit(
+        &agent,
+        "/v1/backups",
+        serde_json::json!({"kind": "full", "tier": "archive"}),
+    )
+    .await;
+    let job = finish(&agent, "backups", &job, Duration::from_secs(120)).await;
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    let total: u64 = archive
+        .list("chunks/")
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    let resumed = uploaded_bytes(&agent, "archive").await;
+    assert!(uploaded_before > 0);
+    assert_eq!(
+        resumed,
+        total - uploaded_before,
+        "chunks stored before the kill were uploaded again"
+    );
+}
