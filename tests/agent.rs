@@ -162,6 +162,15 @@ async fn wipe_databases(env: &Environment) {
     }
 }
 
+/// Empties a region's bucket: each test's agent has its own key, and a
+/// repository opens only with the key that made it.
+async fn wipe_bucket(env: &Environment, region: &str) {
+    let bucket = common::admin_bucket(env, region);
+    for (key, _) in bucket.list("").await.unwrap() {
+        bucket.delete(&key).await.unwrap();
+    }
+}
+
 async fn graph_of(env: &Environment, instance: &str) -> Graph {
     let source = Neo4jSource::new(admin_graph(env, instance).await);
     let mut g = Graph::default();
@@ -220,6 +229,7 @@ async fn backup_and_restore_through_the_api_give_back_the_same_graph() {
     let _guard = serial().await;
     let env = shared_env();
     wipe_databases(env).await;
+    wipe_bucket(env, "s3-primary").await;
     let admin = admin_graph(env, "neo4j").await;
     admin
         .run(query(
@@ -312,6 +322,7 @@ async fn backup_and_restore_through_the_api_give_back_the_same_graph() {
 async fn access_denied_fails_fast_with_class_permission_and_no_retry() {
     let _guard = serial().await;
     let env = shared_env();
+    wipe_bucket(env, "s3-archive").await;
     let agent = start_agent(env, 3, "2m");
     let fault = AccessDenied::new("s3-archive");
     fault.inject(env).await.unwrap();
@@ -404,6 +415,7 @@ async fn heartbeats_reach_the_control_endpoint_through_the_agents_link() {
 async fn after_a_region_loses_its_data_the_next_incremental_is_a_full_backup() {
     let _guard = serial().await;
     let env = shared_env();
+    wipe_bucket(env, "s3-archive").await;
     let agent = start_agent(env, 6, "2m");
     let first = submit(
         &agent,
@@ -455,10 +467,8 @@ async fn a_backup_killed_mid_upload_resumes_without_uploading_twice() {
     let _guard = serial().await;
     let env = shared_env();
     wipe_databases(env).await;
+    wipe_bucket(env, "s3-archive").await;
     let archive = common::admin_bucket(env, "s3-archive");
-    for (key, _) in archive.list("").await.unwrap() {
-        archive.delete(&key).await.unwrap();
-    }
     admin_graph(env, "neo4j")
         .await
         .run(query(
