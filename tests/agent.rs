@@ -74,7 +74,8 @@ fn start_agent(env: &Environment, key_byte: u8, deadline: &str) -> AgentProc {
          [encryption]\nkey_id = \"key-{key_byte}\"\nkey_file = \"{}\"\n\n\
          [transfer]\nmax_retries = 2\nrequest_timeout = \"2s\"\nupload_concurrency = 3\n\
          backoff_base = \"100ms\"\nbackoff_cap = \"500ms\"\nmetadata_sync = \"30s\"\njob_deadline = \"{deadline}\"\n\n\
-         {}\n{}",
+         {}\n{}\n\
+         [[tier]]\nname = \"local\"\nkind = \"local\"\npath = \"{}\"\nretention = \"7d\"\nrestore_sla = \"5m\"\n",
         d.join("state").display(),
         d.join("token").display(),
         state.link(Link::Control).listen,
@@ -83,6 +84,7 @@ fn start_agent(env: &Environment, key_byte: u8, deadline: &str) -> AgentProc {
         d.join("key.hex").display(),
         tier("primary", "s3-primary", Link::S3Primary),
         tier("archive", "s3-archive", Link::S3Archive),
+        d.join("snapshots").display(),
     );
     std::fs::write(d.join("agent.toml"), config).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_graph-agent"))
@@ -264,6 +266,22 @@ async fn backup_and_restore_through_the_api_give_back_the_same_graph() {
         inc.backup_kind,
         Some(graphdrill::api::BackupKind::Incremental)
     );
+
+    // The local snapshot tier takes the same graph without any network.
+    let local = submit(
+        &agent,
+        "/v1/backups",
+        serde_json::json!({"kind": "full", "tier": "local"}),
+    )
+    .await;
+    let local = finish(&agent, "backups", &local, Duration::from_secs(90)).await;
+    assert_eq!(local.state, JobState::Succeeded, "{local:?}");
+    let entry = agent
+        ._dir
+        .path()
+        .join("snapshots/catalog")
+        .join(format!("{}.json", local.backup.unwrap()));
+    assert!(entry.is_file(), "no catalog entry at {}", entry.display());
 
     let verify = submit(
         &agent,
