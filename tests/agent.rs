@@ -304,6 +304,10 @@ async fn backup_and_restore_through_the_api_give_back_the_same_graph() {
     .await;
     let restore = finish(&agent, "restores", &restore, Duration::from_secs(120)).await;
     assert_eq!(restore.state, JobState::Succeeded, "{restore:?}");
+    let phases: Vec<&str> = restore.phases_ms.keys().map(String::as_str).collect();
+    assert_eq!(phases, ["apply", "decode", "fetch", "verify"], "{restore:?}");
+    let phases: Vec<&str> = inc.phases_ms.keys().map(String::as_str).collect();
+    assert_eq!(phases, ["cut", "encode", "upload"], "{inc:?}");
     // Judged independently of the agent: the recovery database equals the source.
     let source = graph_of(env, "neo4j").await;
     let restored = graph_of(env, "neo4j-recovery").await;

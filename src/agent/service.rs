@@ -218,6 +218,7 @@ impl Agent {
             deadline_ms: created + deadline.as_millis() as u64,
             attempts: 0,
             failure: None,
+            phases_ms: BTreeMap::new(),
         };
         self.jobs
             .lock()
@@ -276,6 +277,14 @@ impl Agent {
             }
         });
         job
+    }
+
+    /// Records that job `id` spent the time since `since` in `phase`.
+    fn phase(&self, id: &str, phase: &str, since: std::time::Instant) {
+        let ms = since.elapsed().as_millis() as u64;
+        self.update(id, |j| {
+            *j.phases_ms.entry(phase.to_string()).or_default() += ms;
+        });
     }
 
     /// Runs `op` with the retry policy; each retry counts as an attempt of job `id`.
@@ -450,11 +459,14 @@ impl Agent {
         };
         self.update(id, |j| j.backup_kind = Some(kind));
         let since = parent.as_ref().map(|p| p.seq);
+        let t = std::time::Instant::now();
         let cut = self
             .attempt(id, || {
                 Box::pin(async { source.cut(since).await.map_err(JobError::from) })
             })
             .await?;
+        self.phase(id, "cut", t);
+        let t = std::time::Instant::now();
         let mut enc = Encoder::default();
         let mut counts = Counts::default();
         for r in &cut.records {
@@ -482,6 +494,8 @@ impl Agent {
             raw_bytes: 0,
             merkle_root: String::new(),
         };
+        self.phase(id, "encode", t);
+        let t = std::time::Instant::now();
         let concurrency = self.config.transfer.upload_concurrency as usize;
         let (_, stats) = self
             .attempt(id, || {
@@ -493,6 +507,7 @@ impl Agent {
                 })
             })
             .await?;
+        self.phase(id, "upload", t);
         *self
             .metrics
             .lock()
@@ -546,30 +561,39 @@ impl Agent {
                 "no `[restore]` database is configured",
             )
         })?;
-        let expected = self
+        // Fetch (download, open, decompress, check) every backup of the chain
+        // first, then decode: a damaged object fails before anything is written.
+        let t = std::time::Instant::now();
+        let streams = self
             .attempt(id, || {
                 Box::pin(async {
                     let repo = self.repository(tier).await?;
-                    let mut graph = Graph::default();
+                    let mut streams = Vec::new();
                     for m in repo.chain(backup).await? {
-                        graph.schema.clear();
-                        let stream = repo
-                            .read_stream(&m, self.config.transfer.upload_concurrency as usize)
-                            .await?;
-                        let records = Decoder::new(&stream).records().map_err(|e| {
-                            JobError::new(
-                                FailureClass::Integrity,
-                                format!("backup `{}`: {e}", m.id),
-                            )
-                        })?;
-                        for r in records {
-                            graph.apply(r);
-                        }
+                        let concurrency = self.config.transfer.upload_concurrency as usize;
+                        streams.push((m.id.clone(), repo.read_stream(&m, concurrency).await?));
                     }
-                    Ok(graph)
+                    Ok(streams)
                 })
             })
             .await?;
+        self.phase(id, "fetch", t);
+        let t = std::time::Instant::now();
+        let mut expected = Graph::default();
+        for (backup_id, stream) in streams {
+            let records = Decoder::new(&stream).records().map_err(|e| {
+                JobError::new(
+                    FailureClass::Integrity,
+                    format!("backup `{backup_id}`: {e}"),
+                )
+            })?;
+            // Each backup carries the whole schema as it stood.
+            expected.schema.clear();
+            for r in records {
+                expected.apply(r);
+            }
+        }
+        self.phase(id, "decode", t);
         let graph = self
             .attempt(id, || Box::pin(self.connect(&target_cfg, "neo4j")))
             .await?;
@@ -582,9 +606,12 @@ impl Agent {
                 format!("the restore target {} is not empty", target_cfg.uri),
             ));
         }
+        let t = std::time::Instant::now();
         let target = Neo4jSource::new(graph);
         let records: Vec<Record> = expected.records().collect();
         target.restore(&records, |_| {}).await?;
+        self.phase(id, "apply", t);
+        let t = std::time::Instant::now();
         let mut restored = Graph::default();
         for r in target.export().await? {
             restored.apply(r);
@@ -601,6 +628,7 @@ impl Agent {
                 ),
             ));
         }
+        self.phase(id, "verify", t);
         Ok(backup.to_string())
     }
 

@@ -135,6 +135,10 @@ pub struct Job {
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// Milliseconds spent in each finished phase, e.g. `cut`, `upload` for a
+    /// backup; `fetch`, `decode`, `apply`, `verify` for a restore.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub phases_ms: std::collections::BTreeMap<String, u64>,
 }
 
 /// Counts of jobs by state, carried in heartbeats.
