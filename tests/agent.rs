@@ -305,7 +305,11 @@ async fn backup_and_restore_through_the_api_give_back_the_same_graph() {
     let restore = finish(&agent, "restores", &restore, Duration::from_secs(120)).await;
     assert_eq!(restore.state, JobState::Succeeded, "{restore:?}");
     let phases: Vec<&str> = restore.phases_ms.keys().map(String::as_str).collect();
-    assert_eq!(phases, ["apply", "decode", "fetch", "verify"], "{restore:?}");
+    assert_eq!(
+        phases,
+        ["apply", "decode", "fetch", "verify"],
+        "{restore:?}"
+    );
     let phases: Vec<&str> = inc.phases_ms.keys().map(String::as_str).collect();
     assert_eq!(phases, ["cut", "encode", "upload"], "{inc:?}");
     // Judged independently of the agent: the recovery database equals the source.
@@ -578,5 +582,55 @@ async fn a_backup_killed_mid_upload_resumes_without_uploading_twice() {
         resumed,
         total - uploaded_before,
         "chunks stored before the kill were uploaded again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_to_the_archive_tier_does_not_read_the_database() {
+    let _guard = serial().await;
+    let env = shared_env();
+    wipe_bucket(env, "s3-primary").await;
+    wipe_bucket(env, "s3-archive").await;
+    let agent = start_agent(env, 8, "2m");
+    let full = submit(
+        &agent,
+        "/v1/backups",
+        serde_json::json!({"kind": "full", "tier": "primary"}),
+    )
+    .await;
+    let full = finish(&agent, "backups", &full, Duration::from_secs(90)).await;
+    assert_eq!(full.state, JobState::Succeeded, "{full:?}");
+    let id = full.backup.clone().unwrap();
+
+    // With the database out of reach, the copy still succeeds.
+    let cut_off = Partition { link: Link::Neo4j };
+    cut_off.inject(env).await.unwrap();
+    let copy = submit(
+        &agent,
+        "/v1/copies",
+        serde_json::json!({"backup": id, "from": "primary", "to": "archive"}),
+    )
+    .await;
+    let copy = finish(&agent, "copies", &copy, Duration::from_secs(90)).await;
+    cut_off.heal(env).await.unwrap();
+    assert_eq!(copy.state, JobState::Succeeded, "{copy:?}");
+
+    let archived = common::admin_bucket(env, "s3-archive")
+        .list("catalog/")
+        .await
+        .unwrap();
+    assert_eq!(archived.len(), 1);
+    assert!(archived[0].0.contains(&id), "{archived:?}");
+    let verify = submit(
+        &agent,
+        "/v1/verify",
+        serde_json::json!({"backup": id, "tier": "archive"}),
+    )
+    .await;
+    assert_eq!(
+        finish(&agent, "verify", &verify, Duration::from_secs(60))
+            .await
+            .state,
+        JobState::Succeeded
     );
 }

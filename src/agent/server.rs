@@ -13,7 +13,9 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::service::Agent;
-use crate::api::{ApiError, BackupRequest, JobKind, JobState, RestoreRequest, VerifyRequest};
+use crate::api::{
+    ApiError, BackupRequest, CopyRequest, JobKind, JobState, RestoreRequest, VerifyRequest,
+};
 
 fn error(status: StatusCode, class: &str, message: impl Into<String>) -> Response {
     (
@@ -34,6 +36,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/backups/{id}", get(get_job))
         .route("/v1/restores", post(create_restore))
         .route("/v1/restores/{id}", get(get_job))
+        .route("/v1/copies", post(create_copy))
+        .route("/v1/copies/{id}", get(get_job))
         .route("/v1/verify", post(create_verify))
         .route("/v1/verify/{id}", get(get_job))
         .layer(axum::middleware::from_fn_with_state(
@@ -132,6 +136,20 @@ async fn create_restore(State(agent): State<Arc<Agent>>, body: Body<RestoreReque
     }
 }
 
+async fn create_copy(State(agent): State<Arc<Agent>>, body: Body<CopyRequest>) -> Response {
+    let req = match accept(&agent, body, |r| &r.from) {
+        Ok(req) => req,
+        Err(m) => return bad_request(m),
+    };
+    if agent.tier(&req.to).is_none() || req.to == req.from {
+        return bad_request(format!(
+            "`to` = `{}`: must be another configured tier",
+            req.to
+        ));
+    }
+    accepted(agent.submit_copy(&req.backup, &req.from, &req.to))
+}
+
 async fn create_verify(State(agent): State<Arc<Agent>>, body: Body<VerifyRequest>) -> Response {
     let req = match accept(&agent, body, |r| &r.tier) {
         Ok(req) => req,
@@ -175,7 +193,12 @@ async fn metrics(State(agent): State<Arc<Agent>>) -> Response {
     }
     let m = agent.metrics.lock().unwrap_or_else(|p| p.into_inner());
     let _ = writeln!(out, "# TYPE graph_agent_job_duration_seconds histogram");
-    for kind in [JobKind::Backup, JobKind::Restore, JobKind::Verify] {
+    for kind in [
+        JobKind::Backup,
+        JobKind::Restore,
+        JobKind::Verify,
+        JobKind::Copy,
+    ] {
         let k = format!("{kind:?}").to_lowercase();
         let secs: Vec<f64> = m
             .job_seconds

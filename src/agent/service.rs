@@ -328,6 +328,16 @@ impl Agent {
         )
     }
 
+    pub fn submit_copy(self: &Arc<Self>, backup: &str, from: &str, to: &str) -> Job {
+        let (backup, from, to) = (backup.to_string(), from.to_string(), to.to_string());
+        self.submit(
+            JobKind::Copy,
+            &to.clone(),
+            None,
+            move |agent, id| async move { agent.copy(&id, &backup, &from, &to).await.map(Some) },
+        )
+    }
+
     pub fn submit_verify(self: &Arc<Self>, backup: &str, tier: &str, sample: f64) -> Job {
         let (backup, tier) = (backup.to_string(), tier.to_string());
         self.submit(JobKind::Verify, &tier.clone(), None, move |agent, id| async move {
@@ -630,6 +640,36 @@ impl Agent {
         }
         self.phase(id, "verify", t);
         Ok(backup.to_string())
+    }
+
+    /// Copies `backup` and every parent the destination lacks, oldest first,
+    /// from one tier to another. The data comes from the source tier, checked
+    /// chunk by chunk; Neo4j is not read.
+    async fn copy(&self, id: &str, backup: &str, from: &str, to: &str) -> Result<String, JobError> {
+        self.attempt(id, || {
+            Box::pin(async {
+                let (src, dst) = (self.repository(from).await?, self.repository(to).await?);
+                let present: std::collections::BTreeSet<String> =
+                    dst.catalog().await?.into_iter().map(|e| e.id).collect();
+                let concurrency = self.config.transfer.upload_concurrency as usize;
+                for m in src.chain(backup).await? {
+                    if present.contains(&m.id) {
+                        continue;
+                    }
+                    let stream = src.read_stream(&m, concurrency).await?;
+                    let (_, stats) = dst.write_backup(m.clone(), &stream, concurrency).await?;
+                    *self
+                        .metrics
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .bytes_uploaded
+                        .entry(to.to_string())
+                        .or_default() += stats.bytes_uploaded;
+                }
+                Ok(backup.to_string())
+            })
+        })
+        .await
     }
 
     async fn verify(

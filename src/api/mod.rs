@@ -20,6 +20,7 @@ pub enum JobKind {
     Backup,
     Restore,
     Verify,
+    Copy,
 }
 
 /// A job moves queued → running → succeeded | failed, and nothing else.
@@ -99,6 +100,16 @@ pub struct RestoreRequest {
     /// The backup to restore (its chain of parents comes with it).
     pub backup: String,
     pub tier: String,
+}
+
+/// `POST /v1/copies`: copies a backup and its parents from one tier to
+/// another without reading the database again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyRequest {
+    pub backup: String,
+    pub from: String,
+    pub to: String,
 }
 
 /// `POST /v1/verify`
