@@ -634,3 +634,54 @@ async fn a_copy_to_the_archive_tier_does_not_read_the_database() {
         JobState::Succeeded
     );
 }
+
+/// Runs one `graph-agent` command in the foreground; returns the job it printed.
+fn run_cli(config: &std::path::Path, args: &[&str]) -> Job {
+    let out = Command::new(env!("CARGO_BIN_EXE_graph-agent"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("GRAPH_AGENT_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_from_the_command_line_removes_only_expired_backups() {
+    let _guard = serial().await;
+    let env = shared_env();
+    let agent = start_agent(env, 9, "2m");
+    let config = agent._dir.path().join("agent.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    // The running server keeps the folder; these commands run beside it.
+    std::fs::write(
+        &config,
+        text.replace("retention = \"7d\"", "retention = \"3s\""),
+    )
+    .unwrap();
+
+    let old = run_cli(&config, &["backup", "--kind", "full", "--tier", "local"]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let new = run_cli(&config, &["backup", "--kind", "full", "--tier", "local"]);
+    let prune = run_cli(&config, &["prune", "--tier", "local"]);
+    assert_eq!(prune.state, JobState::Succeeded);
+
+    let catalog = config.parent().unwrap().join("snapshots/catalog");
+    let left: Vec<String> = std::fs::read_dir(&catalog)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        left,
+        vec![format!("{}.json", new.backup.unwrap())],
+        "old was {:?}",
+        old.backup
+    );
+}

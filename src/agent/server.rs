@@ -14,7 +14,8 @@ use serde_json::json;
 
 use super::service::Agent;
 use crate::api::{
-    ApiError, BackupRequest, CopyRequest, JobKind, JobState, RestoreRequest, VerifyRequest,
+    ApiError, BackupRequest, CopyRequest, JobKind, JobState, PruneRequest, RestoreRequest,
+    VerifyRequest,
 };
 
 fn error(status: StatusCode, class: &str, message: impl Into<String>) -> Response {
@@ -36,6 +37,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/backups/{id}", get(get_job))
         .route("/v1/restores", post(create_restore))
         .route("/v1/restores/{id}", get(get_job))
+        .route("/v1/prune", post(create_prune))
+        .route("/v1/prune/{id}", get(get_job))
         .route("/v1/copies", post(create_copy))
         .route("/v1/copies/{id}", get(get_job))
         .route("/v1/verify", post(create_verify))
@@ -132,6 +135,13 @@ async fn create_backup(State(agent): State<Arc<Agent>>, body: Body<BackupRequest
 async fn create_restore(State(agent): State<Arc<Agent>>, body: Body<RestoreRequest>) -> Response {
     match accept(&agent, body, |r| &r.tier) {
         Ok(req) => accepted(agent.submit_restore(&req.backup, &req.tier)),
+        Err(m) => bad_request(m),
+    }
+}
+
+async fn create_prune(State(agent): State<Arc<Agent>>, body: Body<PruneRequest>) -> Response {
+    match accept(&agent, body, |r| &r.tier) {
+        Ok(req) => accepted(agent.submit_prune(&req.tier)),
         Err(m) => bad_request(m),
     }
 }

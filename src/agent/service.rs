@@ -338,6 +338,16 @@ impl Agent {
         )
     }
 
+    pub fn submit_prune(self: &Arc<Self>, tier: &str) -> Job {
+        let tier = tier.to_string();
+        self.submit(
+            JobKind::Prune,
+            &tier.clone(),
+            None,
+            move |agent, id| async move { agent.prune(&id, &tier).await.map(|_| None) },
+        )
+    }
+
     pub fn submit_verify(self: &Arc<Self>, backup: &str, tier: &str, sample: f64) -> Job {
         let (backup, tier) = (backup.to_string(), tier.to_string());
         self.submit(JobKind::Verify, &tier.clone(), None, move |agent, id| async move {
@@ -640,6 +650,27 @@ impl Agent {
         }
         self.phase(id, "verify", t);
         Ok(backup.to_string())
+    }
+
+    /// Removes the tier's backups older than its retention (keeping every
+    /// chain a retained backup needs) and the chunks nothing references.
+    async fn prune(&self, id: &str, tier: &str) -> Result<repo::PruneReport, JobError> {
+        let retention = self
+            .tier(tier)
+            .map(|t| t.retention.0.as_millis() as u64)
+            .unwrap_or(u64::MAX);
+        let report = self
+            .attempt(id, || {
+                Box::pin(async {
+                    let repo = self.repository(tier).await?;
+                    repo.prune(now_ms(), retention)
+                        .await
+                        .map_err(JobError::from)
+                })
+            })
+            .await?;
+        tracing::info!(tier, removed = ?report.backups_removed, chunks = report.chunks_removed, "pruned");
+        Ok(report)
     }
 
     /// Copies `backup` and every parent the destination lacks, oldest first,

@@ -21,6 +21,7 @@ pub enum JobKind {
     Restore,
     Verify,
     Copy,
+    Prune,
 }
 
 /// A job moves queued → running → succeeded | failed, and nothing else.
@@ -110,6 +111,13 @@ pub struct CopyRequest {
     pub backup: String,
     pub from: String,
     pub to: String,
+}
+
+/// `POST /v1/prune`: removes a tier's backups older than its retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneRequest {
+    pub tier: String,
 }
 
 /// `POST /v1/verify`

@@ -40,6 +40,20 @@ enum Command {
         #[arg(long)]
         tier: String,
     },
+    /// Remove a tier's backups older than its retention, and unreferenced chunks.
+    Prune {
+        #[arg(long)]
+        tier: String,
+    },
+    /// Copy a backup and its parents to another tier, without reading Neo4j.
+    Copy {
+        #[arg(long)]
+        backup: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
     /// Re-read and check a backup's chunks without restoring.
     Verify {
         #[arg(long)]
@@ -96,6 +110,8 @@ async fn run(agent: Arc<Agent>, command: Command) -> ExitCode {
             tier,
             sample,
         } => agent.submit_verify(&backup, &tier, sample),
+        Command::Prune { tier } => agent.submit_prune(&tier),
+        Command::Copy { backup, from, to } => agent.submit_copy(&backup, &from, &to),
     };
     let done = wait(&agent, &job).await;
     println!(
