@@ -21,7 +21,7 @@ pub mod toxiproxy;
 
 use std::path::{Path, PathBuf};
 
-pub use component::{Component, Procs, start};
+pub use component::{BoxFuture, Component, Procs, start};
 pub use environment::{EnvOptions, Environment};
 pub use install::{Tool, Tools};
 pub use state::{EnvState, Link, LinkEndpoint, Neo4jEndpoint, S3Endpoint, load_s3_credentials};

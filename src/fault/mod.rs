@@ -8,9 +8,6 @@ mod password;
 mod region_loss;
 mod toxic;
 
-use std::future::Future;
-use std::pin::Pin;
-
 pub use access_denied::AccessDenied;
 pub use partition::Partition;
 pub use password::RotatePassword;
@@ -21,7 +18,7 @@ use crate::env::toxiproxy::ToxiproxyError;
 use crate::env::{EnvError, Environment};
 use crate::s3::S3Error;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::env::BoxFuture;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {
