@@ -150,7 +150,8 @@ pub fn chunk_key(name: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Repository {
     store: Store,
-    keyring: Keyring,
+    /// Shared with the threads that seal chunks.
+    keyring: std::sync::Arc<Keyring>,
     name_key: [u8; 32],
     config: RepoConfig,
 }
@@ -218,7 +219,7 @@ impl Repository {
         }
         Ok(Self {
             store,
-            keyring,
+            keyring: std::sync::Arc::new(keyring),
             name_key,
             config,
         })
@@ -234,7 +235,7 @@ impl Repository {
 
     /// A chunk's name: a keyed hash, so names reveal nothing of the content.
     pub fn chunk_name(&self, plaintext: &[u8]) -> String {
-        hex::encode(blake3::keyed_hash(&self.name_key, plaintext).as_bytes())
+        name_of(&self.name_key, plaintext)
     }
 
     /// Cuts `stream` into content-defined chunks.
@@ -321,12 +322,21 @@ impl Repository {
 
     async fn put_chunk(&self, name: String, chunk: Vec<u8>) -> Result<u64, RepoError> {
         let key = chunk_key(&name);
-        let compressed =
-            zstd::bulk::compress(&chunk, ZSTD_LEVEL).map_err(|e| RepoError::Format {
-                object: key.clone(),
-                message: format!("compression failed: {e}"),
-            })?;
-        let sealed = self.keyring.seal(&key, &compressed);
+        // Compressing and sealing are CPU work: on the blocking pool they use
+        // every core while other chunks wait on the network.
+        let (keyring, object) = (self.keyring.clone(), key.clone());
+        let sealed = tokio::task::spawn_blocking(move || {
+            zstd::bulk::compress(&chunk, ZSTD_LEVEL).map(|c| keyring.seal(&object, &c))
+        })
+        .await
+        .map_err(|e| RepoError::Format {
+            object: key.clone(),
+            message: format!("sealing thread failed: {e}"),
+        })?
+        .map_err(|e| RepoError::Format {
+            object: key.clone(),
+            message: format!("compression failed: {e}"),
+        })?;
         let len = sealed.len() as u64;
         self.put_confirmed(&key, sealed).await?;
         Ok(len)
@@ -424,19 +434,29 @@ impl Repository {
     pub async fn read_chunk(&self, name: String) -> Result<Vec<u8>, RepoError> {
         let key = chunk_key(&name);
         let sealed = self.store.get(&key).await?;
-        let compressed = self.keyring.open(&key, &sealed)?;
-        let plain =
-            zstd::stream::decode_all(compressed.as_slice()).map_err(|e| RepoError::Integrity {
-                object: key.clone(),
-                message: format!("does not decompress: {e}"),
+        // Opening, decompressing and hashing are CPU work: off the async threads.
+        let (keyring, name_key, object) = (self.keyring.clone(), self.name_key, key.clone());
+        tokio::task::spawn_blocking(move || {
+            let compressed = keyring.open(&object, &sealed)?;
+            let plain = zstd::stream::decode_all(compressed.as_slice()).map_err(|e| {
+                RepoError::Integrity {
+                    object: object.clone(),
+                    message: format!("does not decompress: {e}"),
+                }
             })?;
-        if self.chunk_name(&plain) != name {
-            return Err(RepoError::Integrity {
-                object: key,
-                message: "content does not match its name".into(),
-            });
-        }
-        Ok(plain)
+            if name_of(&name_key, &plain) != name {
+                return Err(RepoError::Integrity {
+                    object,
+                    message: "content does not match its name".into(),
+                });
+            }
+            Ok(plain)
+        })
+        .await
+        .map_err(|e| RepoError::Format {
+            object: key,
+            message: format!("reading thread failed: {e}"),
+        })?
     }
 
     /// The record stream of one backup, every chunk checked.
@@ -535,6 +555,11 @@ impl Repository {
         }
         Ok(report)
     }
+}
+
+/// The name of a chunk with content `plaintext` under `name_key`.
+fn name_of(name_key: &[u8; 32], plaintext: &[u8]) -> String {
+    hex::encode(blake3::keyed_hash(name_key, plaintext).as_bytes())
 }
 
 fn unseal_name_key(config: &RepoConfig, keyring: &Keyring) -> Result<[u8; 32], RepoError> {
