@@ -72,19 +72,7 @@ async fn require_token(State(agent): State<Arc<Agent>>, req: Request, next: Next
 /// Liveness, and readiness of each dependency (checked with short timeouts).
 async fn health(State(agent): State<Arc<Agent>>) -> Response {
     let cfg = &agent.config;
-    let mut deps = serde_json::Map::new();
-    let mut ready = true;
-    let mut probe = |name: String, addr: &str| {
-        let ok = std::net::ToSocketAddrs::to_socket_addrs(addr)
-            .ok()
-            .and_then(|mut a| a.next())
-            .is_some_and(|a| {
-                std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok()
-            });
-        ready &= ok;
-        deps.insert(name, json!({ "ok": ok, "address": addr }));
-    };
-    probe("neo4j".into(), &cfg.neo4j.uri);
+    let mut targets = vec![("neo4j".to_string(), cfg.neo4j.uri.clone())];
     for tier in &cfg.tiers {
         if let Some(endpoint) = &tier.endpoint {
             let addr = endpoint
@@ -92,8 +80,20 @@ async fn health(State(agent): State<Arc<Agent>>) -> Response {
                 .trim_start_matches("https://")
                 .trim_end_matches('/')
                 .to_string();
-            probe(format!("tier:{}", tier.name), &addr);
+            targets.push((format!("tier:{}", tier.name), addr));
         }
+    }
+    let mut deps = serde_json::Map::new();
+    let mut ready = true;
+    for (name, addr) in targets {
+        // A TCP connect is enough to tell reachable from not, and never blocks a worker.
+        let connect = tokio::net::TcpStream::connect(addr.clone());
+        let ok = matches!(
+            tokio::time::timeout(Duration::from_millis(500), connect).await,
+            Ok(Ok(_))
+        );
+        ready &= ok;
+        deps.insert(name, json!({ "ok": ok, "address": addr }));
     }
     Json(json!({
         "status": if ready { "ok" } else { "degraded" },
