@@ -147,7 +147,23 @@ impl Component for SeaweedServer {
             bucket
                 .ensure_exists()
                 .await
-                .map_err(|e| err(format!("creating bucket: {e}")))
+                .map_err(|e| err(format!("creating bucket: {e}")))?;
+            // S3 answers reads before its volume server has registered, so
+            // ready means a write went through, not only ListBuckets.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                match bucket.put(".graphdrill-ready", Vec::new()).await {
+                    Ok(()) => break,
+                    Err(e) if std::time::Instant::now() > deadline => {
+                        return Err(err(format!("a test write still fails: {e}")));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+            bucket
+                .delete(".graphdrill-ready")
+                .await
+                .map_err(|e| err(format!("removing the test write: {e}")))
         })
     }
 }
