@@ -22,3 +22,15 @@ pub mod env;
 pub mod fault;
 pub mod graph;
 pub mod s3;
+
+/// Logs to stderr, filtered by the environment variable `var` (tracing's
+/// env-filter syntax), by default `info` without the Bolt driver's chatter.
+pub fn init_logging(var: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env(var)
+                .unwrap_or_else(|_| "info,neo4rs=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -87,26 +87,31 @@ fn start_agent(env: &Environment, key_byte: u8, deadline: &str) -> AgentProc {
         d.join("snapshots").display(),
     );
     std::fs::write(d.join("agent.toml"), config).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_graph-agent"))
-        .arg("--config")
-        .arg(d.join("agent.toml"))
-        .arg("serve")
-        .env("GRAPH_AGENT_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let child = serve(&d.join("agent.toml"), port);
     let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "graph-agent did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     AgentProc {
         child,
         url,
         _dir: dir,
     }
+}
+
+/// Starts `graph-agent serve` and waits until it listens on `port`.
+fn serve(config: &std::path::Path, port: u16) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_graph-agent"))
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .env("GRAPH_AGENT_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "graph-agent did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
 }
 
 fn http() -> reqwest::Client {
@@ -126,6 +131,13 @@ async fn submit(agent: &AgentProc, path: &str, body: serde_json::Value) -> Job {
         .unwrap();
     assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
     resp.json().await.unwrap()
+}
+
+/// Submits a job to `path` and waits until it is terminal.
+async fn run_job(agent: &AgentProc, path: &str, body: serde_json::Value, limit: Duration) -> Job {
+    let job = submit(agent, path, body).await;
+    let collection = path.trim_start_matches("/v1/");
+    finish(agent, collection, &job, limit).await
 }
 
 /// Polls a job until it is terminal; fails the test if it outlives `limit`.
@@ -241,26 +253,26 @@ async fn backup_and_restore_through_the_api_give_back_the_same_graph() {
         .unwrap();
     let agent = start_agent(env, 1, "2m");
 
-    let full = submit(
+    let full = run_job(
         &agent,
         "/v1/backups",
         serde_json::json!({"kind": "full", "tier": "primary"}),
+        Duration::from_secs(90),
     )
     .await;
-    let full = finish(&agent, "backups", &full, Duration::from_secs(90)).await;
     assert_eq!(full.state, JobState::Succeeded, "{full:?}");
     admin
         .run(query("MATCH (n:Item) WHERE n.i > 190 DETACH DELETE n"))
         .await
         .unwrap();
     admin.run(query("CREATE (:Item {i: 1000})")).await.unwrap();
-    let inc = submit(
+    let inc = run_job(
         &agent,
         "/v1/backups",
         serde_json::json!({"kind": "incremental", "tier": "primary"}),
+        Duration::from_secs(90),
     )
     .await;
-    let inc = finish(&agent, "backups", &inc, Duration::from_secs(90)).await;
     assert_eq!(inc.state, JobState::Succeeded, "{inc:?}");
     assert_eq!(
         inc.backup_kind,
@@ -268,13 +280,13 @@ async fn backup_and_restore_through_the_api_give_back_the_same_graph() {
     );
 
     // The local snapshot tier takes the same graph without any network.
-    let local = submit(
+    let local = run_job(
         &agent,
         "/v1/backups",
         serde_json::json!({"kind": "full", "tier": "local"}),
+        Duration::from_secs(90),
     )
     .await;
-    let local = finish(&agent, "backups", &local, Duration::from_secs(90)).await;
     assert_eq!(local.state, JobState::Succeeded, "{local:?}");
     let entry = agent
         ._dir
@@ -283,26 +295,22 @@ async fn backup_and_restore_through_the_api_give_back_the_same_graph() {
         .join(format!("{}.json", local.backup.unwrap()));
     assert!(entry.is_file(), "no catalog entry at {}", entry.display());
 
-    let verify = submit(
+    let verify = run_job(
         &agent,
         "/v1/verify",
         serde_json::json!({"backup": inc.backup, "tier": "primary"}),
+        Duration::from_secs(60),
     )
     .await;
-    assert_eq!(
-        finish(&agent, "verify", &verify, Duration::from_secs(60))
-            .await
-            .state,
-        JobState::Succeeded
-    );
+    assert_eq!(verify.state, JobState::Succeeded);
 
-    let restore = submit(
+    let restore = run_job(
         &agent,
         "/v1/restores",
         serde_json::json!({"backup": inc.backup, "tier": "primary"}),
+        Duration::from_secs(120),
     )
     .await;
-    let restore = finish(&agent, "restores", &restore, Duration::from_secs(120)).await;
     assert_eq!(restore.state, JobState::Succeeded, "{restore:?}");
     let phases: Vec<&str> = restore.phases_ms.keys().map(String::as_str).collect();
     assert_eq!(
@@ -318,13 +326,13 @@ async fn backup_and_restore_through_the_api_give_back_the_same_graph() {
     assert_eq!(source.nodes.len(), 391);
     assert_eq!(restored.canonical_hash(), source.canonical_hash());
     // A restore never lands on a database that is not empty.
-    let again = submit(
+    let again = run_job(
         &agent,
         "/v1/restores",
         serde_json::json!({"backup": inc.backup, "tier": "primary"}),
+        Duration::from_secs(60),
     )
     .await;
-    let again = finish(&agent, "restores", &again, Duration::from_secs(60)).await;
     assert_eq!(again.state, JobState::Failed);
     assert!(again.failure.unwrap().message.contains("not empty"));
 
@@ -332,13 +340,13 @@ async fn backup_and_restore_through_the_api_give_back_the_same_graph() {
     let stranger = start_agent(env, 2, "2m");
     let wipe = admin_graph(env, "neo4j-recovery").await;
     wipe.run(query("MATCH (n) DETACH DELETE n")).await.unwrap();
-    let wrong = submit(
+    let wrong = run_job(
         &stranger,
         "/v1/restores",
         serde_json::json!({"backup": inc.backup, "tier": "primary"}),
+        Duration::from_secs(60),
     )
     .await;
-    let wrong = finish(&stranger, "restores", &wrong, Duration::from_secs(60)).await;
     let failure = wrong.failure.expect("a failure");
     assert_eq!(failure.class, FailureClass::Integrity);
     assert!(failure.message.contains("key-1"), "{}", failure.message);
@@ -353,13 +361,13 @@ async fn access_denied_fails_fast_with_class_permission_and_no_retry() {
     let fault = AccessDenied::new("s3-archive");
     fault.inject(env).await.unwrap();
     let started = Instant::now();
-    let job = submit(
+    let job = run_job(
         &agent,
         "/v1/backups",
         serde_json::json!({"kind": "full", "tier": "archive"}),
+        Duration::from_secs(30),
     )
     .await;
-    let job = finish(&agent, "backups", &job, Duration::from_secs(30)).await;
     fault.heal(env).await.unwrap();
     let failure = job.failure.clone().expect("the job failed");
     assert_eq!(job.state, JobState::Failed);
@@ -382,14 +390,14 @@ async fn a_partitioned_bucket_fails_the_job_within_its_deadline() {
         link: Link::S3Primary,
     };
     fault.inject(env).await.unwrap();
-    let job = submit(
+    // Deadline 20 s, plus polling slack: never "in progress" past it.
+    let job = run_job(
         &agent,
         "/v1/backups",
         serde_json::json!({"kind": "full", "tier": "primary"}),
+        Duration::from_secs(30),
     )
     .await;
-    // Deadline 20 s, plus polling slack: never "in progress" past it.
-    let job = finish(&agent, "backups", &job, Duration::from_secs(30)).await;
     fault.heal(env).await.unwrap();
     let class = job.failure.as_ref().expect("the job failed").class;
     assert!(
@@ -443,26 +451,26 @@ async fn after_a_region_loses_its_data_the_next_incremental_is_a_full_backup() {
     let env = shared_env();
     wipe_bucket(env, "s3-archive").await;
     let agent = start_agent(env, 6, "2m");
-    let first = submit(
+    let first = run_job(
         &agent,
         "/v1/backups",
         serde_json::json!({"kind": "full", "tier": "archive"}),
+        Duration::from_secs(90),
     )
     .await;
-    let first = finish(&agent, "backups", &first, Duration::from_secs(90)).await;
     assert_eq!(first.state, JobState::Succeeded, "{first:?}");
 
     let loss = graphdrill::fault::RegionLoss::new("s3-archive", true);
     loss.inject(env).await.unwrap();
     loss.heal(env).await.unwrap();
 
-    let next = submit(
+    let next = run_job(
         &agent,
         "/v1/backups",
         serde_json::json!({"kind": "incremental", "tier": "archive"}),
+        Duration::from_secs(90),
     )
     .await;
-    let next = finish(&agent, "backups", &next, Duration::from_secs(90)).await;
     assert_eq!(next.state, JobState::Succeeded, "{next:?}");
     assert_eq!(
         next.backup_kind,
@@ -549,25 +557,15 @@ async fn a_backup_killed_mid_upload_resumes_without_uploading_twice() {
 
     // Same configuration, same state: the next run skips what is stored.
     let config = state_dir.join("agent.toml");
-    agent.child = Command::new(env!("CARGO_BIN_EXE_graph-agent"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env("GRAPH_AGENT_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
     let port: u16 = agent.url.rsplit(':').next().unwrap().parse().unwrap();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let job = submit(
+    agent.child = serve(&config, port);
+    let job = run_job(
         &agent,
         "/v1/backups",
         serde_json::json!({"kind": "full", "tier": "archive"}),
+        Duration::from_secs(120),
     )
     .await;
-    let job = finish(&agent, "backups", &job, Duration::from_secs(120)).await;
     assert_eq!(job.state, JobState::Succeeded, "{job:?}");
     let total: u64 = archive
         .list("chunks/")
@@ -592,26 +590,26 @@ async fn a_copy_to_the_archive_tier_does_not_read_the_database() {
     wipe_bucket(env, "s3-primary").await;
     wipe_bucket(env, "s3-archive").await;
     let agent = start_agent(env, 8, "2m");
-    let full = submit(
+    let full = run_job(
         &agent,
         "/v1/backups",
         serde_json::json!({"kind": "full", "tier": "primary"}),
+        Duration::from_secs(90),
     )
     .await;
-    let full = finish(&agent, "backups", &full, Duration::from_secs(90)).await;
     assert_eq!(full.state, JobState::Succeeded, "{full:?}");
     let id = full.backup.clone().unwrap();
 
     // With the database out of reach, the copy still succeeds.
     let cut_off = Partition { link: Link::Neo4j };
     cut_off.inject(env).await.unwrap();
-    let copy = submit(
+    let copy = run_job(
         &agent,
         "/v1/copies",
         serde_json::json!({"backup": id, "from": "primary", "to": "archive"}),
+        Duration::from_secs(90),
     )
     .await;
-    let copy = finish(&agent, "copies", &copy, Duration::from_secs(90)).await;
     cut_off.heal(env).await.unwrap();
     assert_eq!(copy.state, JobState::Succeeded, "{copy:?}");
 
@@ -621,18 +619,14 @@ async fn a_copy_to_the_archive_tier_does_not_read_the_database() {
         .unwrap();
     assert_eq!(archived.len(), 1);
     assert!(archived[0].0.contains(&id), "{archived:?}");
-    let verify = submit(
+    let verify = run_job(
         &agent,
         "/v1/verify",
         serde_json::json!({"backup": id, "tier": "archive"}),
+        Duration::from_secs(60),
     )
     .await;
-    assert_eq!(
-        finish(&agent, "verify", &verify, Duration::from_secs(60))
-            .await
-            .state,
-        JobState::Succeeded
-    );
+    assert_eq!(verify.state, JobState::Succeeded);
 }
 
 /// Runs one `graph-agent` command in the foreground; returns the job it printed.

@@ -7,9 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{admin_graph, serial, shared_env};
-use graphdrill::agent::repo::{Counts, Key, Keyring, Manifest, RecoveryPoint, Repository, Store};
+use graphdrill::agent::repo::{Key, Keyring, Manifest, RecoveryPoint, Repository, Store};
 use graphdrill::agent::source::{Cut, Neo4jSource, capture};
-use graphdrill::api::BackupKind;
 use graphdrill::env::{self, Environment, Link, load_s3_credentials};
 use graphdrill::graph::{Decoder, Encoder, Graph, Record};
 use graphdrill::s3::Bucket;
@@ -93,25 +92,17 @@ async fn store_cut(repo: &Repository, id: &str, parent: Option<&str>, cut: &Cut)
     for r in &cut.records {
         enc.record(r);
     }
-    let manifest = Manifest {
-        format: 1,
-        id: id.into(),
-        kind: if parent.is_some() {
-            BackupKind::Incremental
-        } else {
-            BackupKind::Full
-        },
-        parent: parent.map(String::from),
-        created_ms: cut.time_ms,
-        recovery_point: RecoveryPoint {
-            time_ms: cut.time_ms,
-            seq: cut.seq,
-        },
-        counts: Counts::default(),
-        chunks: vec![],
-        raw_bytes: 0,
-        merkle_root: String::new(),
+    let point = RecoveryPoint {
+        time_ms: cut.time_ms,
+        seq: cut.seq,
     };
+    let manifest = Manifest::new(
+        id,
+        parent.map(String::from),
+        cut.time_ms,
+        point,
+        &cut.records,
+    );
     repo.write_backup(manifest, enc.bytes(), 3).await.unwrap();
 }
 
@@ -255,25 +246,12 @@ async fn full_backup_restores_every_property_type_exactly() {
     }
     let keyring = Keyring::new("k1", Key::from_bytes(&[7; 32]).unwrap());
     let repo = Repository::open(primary_store(env), keyring).await.unwrap();
-    let manifest = Manifest {
-        format: 1,
-        id: "full-1".into(),
-        kind: BackupKind::Full,
-        parent: None,
-        created_ms: 1,
-        recovery_point: RecoveryPoint { time_ms: 1, seq: 0 },
-        counts: Counts {
-            nodes: 5,
-            rels: 7,
-            ..Counts::default()
-        },
-        chunks: vec![],
-        raw_bytes: 0,
-        merkle_root: String::new(),
-    };
+    let point = RecoveryPoint { time_ms: 1, seq: 0 };
+    let manifest = Manifest::new("full-1", None, 1, point, &records);
     repo.write_backup(manifest, enc.bytes(), 3).await.unwrap();
 
     let chain = repo.chain("full-1").await.unwrap();
+    assert_eq!((chain[0].counts.nodes, chain[0].counts.rels), (5, 7));
     let stream = repo.read_stream(&chain[0], 3).await.unwrap();
     let back = Decoder::new(&stream).records().unwrap();
     let target = agent_source(env, "neo4j-recovery").await;

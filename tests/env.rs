@@ -157,38 +157,42 @@ async fn slow_close_toxic_delays_the_close_until_healed() {
     assert!(healed < Duration::from_millis(400), "healed: {healed:?}");
 }
 
-#[tokio::test]
-async fn timeout_toxic_hangs_requests_until_healed() {
+/// Injects `kind` on a region's link: a read through it fails with
+/// `expected`; after the heal the same read succeeds.
+async fn assert_toxic_breaks_reads(
+    region: &str,
+    kind: ToxicKind,
+    expected: S3ErrorKind,
+    timeout: Duration,
+) {
     let _guard = serial().await;
     let env = shared_env();
-    let bucket = agent_bucket(env, "s3-primary", Duration::from_secs(2));
-    bucket.put("timeout/before", b"x".to_vec()).await.unwrap();
-    let fault = LinkToxic::new(
-        Link::S3Primary,
-        Toxic::new(ToxicKind::Timeout { timeout_ms: 0 }),
-    );
+    let bucket = agent_bucket(env, region, timeout);
+    bucket.put("toxic/before", b"x".to_vec()).await.unwrap();
+    let fault = LinkToxic::new(Link::parse(region).unwrap(), Toxic::new(kind));
     fault.inject(env).await.unwrap();
-    let err = bucket.get("timeout/before").await.unwrap_err();
+    let err = bucket.get("toxic/before").await.unwrap_err();
     fault.heal(env).await.unwrap();
-    assert_eq!(err.kind, S3ErrorKind::Timeout, "{err}");
-    assert_eq!(bucket.get("timeout/before").await.unwrap(), b"x");
+    assert_eq!(err.kind, expected, "{err}");
+    assert_eq!(bucket.get("toxic/before").await.unwrap(), b"x");
+}
+
+#[tokio::test]
+async fn timeout_toxic_hangs_requests_until_healed() {
+    let kind = ToxicKind::Timeout { timeout_ms: 0 };
+    assert_toxic_breaks_reads(
+        "s3-primary",
+        kind,
+        S3ErrorKind::Timeout,
+        Duration::from_secs(2),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn reset_peer_toxic_resets_connections_until_healed() {
-    let _guard = serial().await;
-    let env = shared_env();
-    let bucket = agent_bucket(env, "s3-archive", SHORT);
-    bucket.put("reset/before", b"x".to_vec()).await.unwrap();
-    let fault = LinkToxic::new(
-        Link::S3Archive,
-        Toxic::new(ToxicKind::ResetPeer { timeout_ms: 0 }),
-    );
-    fault.inject(env).await.unwrap();
-    let err = bucket.get("reset/before").await.unwrap_err();
-    fault.heal(env).await.unwrap();
-    assert_eq!(err.kind, S3ErrorKind::Network, "{err}");
-    assert_eq!(bucket.get("reset/before").await.unwrap(), b"x");
+    let kind = ToxicKind::ResetPeer { timeout_ms: 0 };
+    assert_toxic_breaks_reads("s3-archive", kind, S3ErrorKind::Network, SHORT).await;
 }
 
 #[tokio::test]

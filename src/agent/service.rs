@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{OnceCell, Semaphore};
 
 use super::config::{AgentConfig, Tier, TierKind};
-use super::repo::{Counts, Keyring, Manifest, RecoveryPoint, Repository, Store};
+use super::repo::{Keyring, Manifest, RecoveryPoint, Repository, Store};
 use super::retry::{Attempt, RetryPolicy};
 use super::source::{Neo4jSource, capture};
 use super::{JobError, repo};
@@ -488,32 +488,20 @@ impl Agent {
         self.phase(id, "cut", t);
         let t = std::time::Instant::now();
         let mut enc = Encoder::default();
-        let mut counts = Counts::default();
         for r in &cut.records {
-            match r {
-                Record::Node(_) => counts.nodes += 1,
-                Record::Rel(_) => counts.rels += 1,
-                Record::DeleteNode(_) | Record::DeleteRel(_) => counts.deletions += 1,
-                Record::Schema(_) => counts.schema += 1,
-            }
             enc.record(r);
         }
         let backup_id = format!("{}-{:04x}", cut.time_ms, rand::random::<u16>());
-        let manifest = Manifest {
-            format: repo::FORMAT_VERSION,
-            id: backup_id.clone(),
-            kind,
-            parent: parent.as_ref().map(|p| p.backup.clone()),
-            created_ms: now_ms(),
-            recovery_point: RecoveryPoint {
+        let manifest = Manifest::new(
+            &backup_id,
+            parent.as_ref().map(|p| p.backup.clone()),
+            now_ms(),
+            RecoveryPoint {
                 time_ms: cut.time_ms,
                 seq: cut.seq,
             },
-            counts,
-            chunks: vec![],
-            raw_bytes: 0,
-            merkle_root: String::new(),
-        };
+            &cut.records,
+        );
         self.phase(id, "encode", t);
         let t = std::time::Instant::now();
         let concurrency = self.config.transfer.upload_concurrency as usize;

@@ -67,13 +67,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GRAPH_AGENT_LOG")
-                .unwrap_or_else(|_| "info,neo4rs=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    graphdrill::init_logging("GRAPH_AGENT_LOG");
     let cli = Cli::parse();
     let config = match AgentConfig::load(&cli.config) {
         Ok(c) => c,

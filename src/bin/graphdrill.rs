@@ -88,13 +88,7 @@ impl Which {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GRAPHDRILL_LOG")
-                .unwrap_or_else(|_| "info,neo4rs=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    graphdrill::init_logging("GRAPHDRILL_LOG");
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
     match runtime.block_on(run(cli)) {

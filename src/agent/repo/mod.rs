@@ -20,6 +20,7 @@ pub use crypto::{Key, Keyring};
 pub use store::{Store, StoreError, StoreErrorKind};
 
 use crate::api::BackupKind;
+use crate::graph::Record;
 
 /// The repository format this code writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -102,6 +103,44 @@ pub struct Manifest {
     pub raw_bytes: u64,
     /// Hex BLAKE3 Merkle root over `chunks`.
     pub merkle_root: String,
+}
+
+impl Manifest {
+    /// The manifest of a new backup of `records`: incremental when it has a
+    /// parent. [`Repository::write_backup`] fills in chunks, size and root.
+    pub fn new(
+        id: &str,
+        parent: Option<String>,
+        created_ms: u64,
+        recovery_point: RecoveryPoint,
+        records: &[Record],
+    ) -> Self {
+        let mut counts = Counts::default();
+        for r in records {
+            match r {
+                Record::Node(_) => counts.nodes += 1,
+                Record::Rel(_) => counts.rels += 1,
+                Record::DeleteNode(_) | Record::DeleteRel(_) => counts.deletions += 1,
+                Record::Schema(_) => counts.schema += 1,
+            }
+        }
+        Self {
+            format: FORMAT_VERSION,
+            id: id.to_string(),
+            kind: if parent.is_some() {
+                BackupKind::Incremental
+            } else {
+                BackupKind::Full
+            },
+            parent,
+            created_ms,
+            recovery_point,
+            counts,
+            chunks: Vec::new(),
+            raw_bytes: 0,
+            merkle_root: String::new(),
+        }
+    }
 }
 
 /// `catalog/<id>.json`: plaintext; its presence means the backup is complete.

@@ -8,22 +8,8 @@ fn keyring(id: &str, byte: u8) -> Keyring {
 }
 
 fn manifest(id: &str, parent: Option<&str>) -> Manifest {
-    Manifest {
-        format: FORMAT_VERSION,
-        id: id.into(),
-        kind: if parent.is_some() {
-            BackupKind::Incremental
-        } else {
-            BackupKind::Full
-        },
-        parent: parent.map(String::from),
-        created_ms: 1,
-        recovery_point: RecoveryPoint { time_ms: 1, seq: 1 },
-        counts: Counts::default(),
-        chunks: vec![],
-        raw_bytes: 0,
-        merkle_root: String::new(),
-    }
+    let point = RecoveryPoint { time_ms: 1, seq: 1 };
+    Manifest::new(id, parent.map(String::from), 1, point, &[])
 }
 
 /// Pseudo-random bytes, so content-defined chunking finds many cut points.
