@@ -18,10 +18,13 @@
 pub mod agent;
 pub mod api;
 pub mod bolt;
+pub mod check;
 pub mod env;
 pub mod fault;
 pub mod graph;
+pub mod history;
 pub mod s3;
+pub mod workload;
 
 /// Logs to stderr, filtered by the environment variable `var` (tracing's
 /// env-filter syntax), by default `info` without the Bolt driver's chatter.

@@ -1,0 +1,405 @@
+//! The agent's behaviour under faults: no job stuck past its deadline, the
+//! failure class the fault calls for, no claimed success without the
+//! backup in storage, heartbeats that go quiet only when they should,
+//! bounded retries, and no secret in any log or report.
+
+use crate::api::{FailureClass, Job, JobState};
+use crate::history::{Event, EventKind};
+
+use super::{CheckResult, Measure, Status, secs};
+
+/// Jobs may finish this long after their deadline (polling, clocks).
+pub const DEADLINE_GRACE_MS: u64 = 5_000;
+
+/// Every job the runner followed ended, and no later than its deadline.
+pub fn no_stuck_jobs(events: &[Event]) -> CheckResult {
+    let mut stuck = Vec::new();
+    let mut jobs = 0;
+    for e in events {
+        if let EventKind::Job { job, .. } = &e.kind {
+            jobs += 1;
+            let ended = job.finished_ms.filter(|_| job.state.is_terminal());
+            match ended {
+                None => stuck.push(format!(
+                    "job {} ({:?}) still {:?} when last seen at {} ms (deadline {} ms)",
+                    job.id, job.kind, job.state, e.time_ms, job.deadline_ms
+                )),
+                Some(t) if t > job.deadline_ms + DEADLINE_GRACE_MS => stuck.push(format!(
+                    "job {} ({:?}) ended {} after its deadline",
+                    job.id,
+                    job.kind,
+                    secs(t - job.deadline_ms)
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    let status = if stuck.is_empty() {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    CheckResult::new(
+        "no-stuck-jobs",
+        status,
+        format!(
+            "{} of {jobs} jobs stuck in progress or past their deadline",
+            stuck.len()
+        ),
+    )
+    .measure(Measure::new("stuck jobs", stuck.len()).against("0"))
+    .details(stuck)
+}
+
+/// What a scenario expects of one job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    pub state: JobState,
+    pub class: Option<FailureClass>,
+    /// From the request to the terminal state.
+    pub within_ms: Option<u64>,
+}
+
+/// Whether `job` (None: the runner never saw it end) met the expectation.
+pub fn job_expectation(name: &str, job: Option<&Job>, expect: &Expectation) -> CheckResult {
+    let want = match expect.class {
+        Some(c) => format!("{:?} with class {c:?}", expect.state),
+        None => format!("{:?}", expect.state),
+    };
+    let want = match expect.within_ms {
+        Some(w) => format!("{want} within {}", secs(w)),
+        None => want,
+    };
+    let Some(job) = job.filter(|j| j.state.is_terminal()) else {
+        return CheckResult::new(
+            name,
+            Status::Fail,
+            format!("expected {want}; the job never ended"),
+        );
+    };
+    let took = job
+        .finished_ms
+        .unwrap_or(u64::MAX)
+        .saturating_sub(job.created_ms);
+    let class = job.failure.as_ref().map(|f| f.class);
+    let ok = job.state == expect.state
+        && (expect.class.is_none() || class == expect.class)
+        && expect.within_ms.is_none_or(|w| took <= w);
+    let got = match &job.failure {
+        Some(f) => format!(
+            "{:?} with class {:?} in {} ({})",
+            job.state,
+            f.class,
+            secs(took),
+            f.message
+        ),
+        None => format!("{:?} in {}", job.state, secs(took)),
+    };
+    CheckResult::new(
+        name,
+        if ok { Status::Pass } else { Status::Fail },
+        format!("expected {want}; got {got}"),
+    )
+    .measure(
+        Measure::new("duration", secs(took)).against(
+            expect
+                .within_ms
+                .map_or("-".to_string(), |w| format!("≤ {}", secs(w))),
+        ),
+    )
+    .measure(Measure::new("attempts", job.attempts))
+}
+
+/// Every backup the agent called successful had its catalog entry (written
+/// last, after every object) in storage when the runner saw the success.
+pub fn claims(events: &[Event]) -> CheckResult {
+    let mut checked = 0;
+    let mut false_claims = Vec::new();
+    for e in events {
+        if let EventKind::Job {
+            job,
+            catalog_present,
+            ..
+        } = &e.kind
+            && job.state == JobState::Succeeded
+            && let Some(present) = catalog_present
+        {
+            checked += 1;
+            if !present {
+                false_claims.push(format!(
+                    "backup {} (job {}) reported succeeded but its catalog entry is not in tier `{}`",
+                    job.backup.as_deref().unwrap_or("?"),
+                    job.id,
+                    job.tier
+                ));
+            }
+        }
+    }
+    let status = match (checked, false_claims.is_empty()) {
+        (_, false) => Status::Fail,
+        (0, true) => Status::Unknown,
+        _ => Status::Pass,
+    };
+    CheckResult::new(
+        "agent-claims",
+        status,
+        format!(
+            "{checked} successful backups checked in storage, {} false claims",
+            false_claims.len()
+        ),
+    )
+    .measure(Measure::new("false claims", false_claims.len()).against("0"))
+    .details(false_claims)
+}
+
+/// Periods `[from, to)` without a heartbeat for longer than `threshold`,
+/// within `[start, end]`, given heartbeat arrival times (sorted).
+pub fn offline_periods(arrivals: &[u64], start: u64, end: u64, threshold: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut last = start;
+    for &t in arrivals.iter().filter(|&&t| t >= start && t <= end) {
+        if t > last + threshold {
+            out.push((last + threshold, t));
+        }
+        last = t;
+    }
+    if end > last + threshold {
+        out.push((last + threshold, end));
+    }
+    out
+}
+
+/// A control-link fault from `from` to `to`: the agent must be seen
+/// offline no later than `threshold + interval` after it began, and online
+/// again no later than that after it ended.
+pub fn offline_detected(
+    name: &str,
+    periods: &[(u64, u64)],
+    (from, to): (u64, u64),
+    threshold: u64,
+    interval: u64,
+) -> CheckResult {
+    let limit = threshold + interval;
+    let during = periods.iter().find(|(s, e)| *e > from && *s <= to);
+    let Some(&(s, e)) = during else {
+        return CheckResult::new(
+            name,
+            Status::Fail,
+            "the agent was never seen offline during the fault",
+        )
+        .measure(Measure::new("offline after", "never").against(format!("≤ {}", secs(limit))));
+    };
+    let detected = s.saturating_sub(from);
+    let back = e.saturating_sub(to);
+    let ok = detected <= limit && back <= limit;
+    CheckResult::new(
+        name,
+        if ok { Status::Pass } else { Status::Fail },
+        format!(
+            "offline {} after the fault began, online {} after it ended",
+            secs(detected),
+            secs(back)
+        ),
+    )
+    .measure(Measure::new("offline after", secs(detected)).against(format!("≤ {}", secs(limit))))
+    .measure(Measure::new("online again after", secs(back)).against(format!("≤ {}", secs(limit))))
+}
+
+/// A sub-threshold fault from `from` to `to`: the agent must never be seen offline.
+pub fn never_offline(name: &str, periods: &[(u64, u64)], (from, to): (u64, u64)) -> CheckResult {
+    let hits: Vec<String> = periods
+        .iter()
+        .filter(|(s, e)| *e > from && *s <= to)
+        .map(|(s, e)| {
+            format!(
+                "offline from +{} for {}",
+                secs(s.saturating_sub(from)),
+                secs(e - s)
+            )
+        })
+        .collect();
+    CheckResult::new(
+        name,
+        if hits.is_empty() {
+            Status::Pass
+        } else {
+            Status::Fail
+        },
+        format!("{} false offline periods during the fault", hits.len()),
+    )
+    .measure(Measure::new("false offline periods", hits.len()).against("0"))
+    .details(hits)
+}
+
+/// No job made more attempts than the agent's retry budget allows.
+pub fn retries_bounded(events: &[Event], max_retries: u32) -> CheckResult {
+    let over: Vec<String> = events
+        .iter()
+        .filter_map(Event::finished_job)
+        .filter(|j| j.attempts > max_retries + 1)
+        .map(|j| format!("job {} made {} attempts", j.id, j.attempts))
+        .collect();
+    let most = events
+        .iter()
+        .filter_map(Event::finished_job)
+        .map(|j| j.attempts)
+        .max()
+        .unwrap_or(0);
+    CheckResult::new(
+        "retries-bounded",
+        if over.is_empty() {
+            Status::Pass
+        } else {
+            Status::Fail
+        },
+        format!("at most {most} attempts per job"),
+    )
+    .measure(Measure::new("most attempts", most).against(format!("≤ {}", max_retries + 1)))
+    .details(over)
+}
+
+/// No secret appears in any of `files` (name, content). Findings name the
+/// file and which secret, never the secret itself.
+pub fn no_secrets(files: &[(String, Vec<u8>)], secrets: &[(String, String)]) -> CheckResult {
+    let mut leaks = Vec::new();
+    for (file, content) in files {
+        for (what, secret) in secrets {
+            if secret.len() >= 8
+                && content
+                    .windows(secret.len())
+                    .any(|w| w == secret.as_bytes())
+            {
+                leaks.push(format!("{what} appears in {file}"));
+            }
+        }
+    }
+    CheckResult::new(
+        "no-secrets-in-logs",
+        if leaks.is_empty() {
+            Status::Pass
+        } else {
+            Status::Fail
+        },
+        format!(
+            "{} files searched for {} secrets",
+            files.len(),
+            secrets.len()
+        ),
+    )
+    .measure(Measure::new("leaks", leaks.len()).against("0"))
+    .details(leaks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Failure, JobKind};
+
+    fn job(state: JobState, finished: Option<u64>) -> Job {
+        Job {
+            id: "j1".into(),
+            kind: JobKind::Backup,
+            state,
+            tier: "primary".into(),
+            backup_kind: None,
+            backup: Some("b1".into()),
+            created_ms: 0,
+            started_ms: Some(1),
+            finished_ms: finished,
+            deadline_ms: 10_000,
+            attempts: 1,
+            failure: None,
+            phases_ms: Default::default(),
+        }
+    }
+
+    fn event(job: Job, catalog_present: Option<bool>) -> Event {
+        Event {
+            time_ms: 20_000,
+            kind: EventKind::Job {
+                step: 0,
+                job,
+                catalog_present,
+            },
+        }
+    }
+
+    #[test]
+    fn a_job_still_running_when_given_up_on_is_stuck() {
+        let ok = [event(job(JobState::Succeeded, Some(500)), None)];
+        assert_eq!(no_stuck_jobs(&ok).status, Status::Pass);
+        let stuck = [event(job(JobState::Running, None), None)];
+        assert_eq!(no_stuck_jobs(&stuck).status, Status::Fail);
+        let late = [event(job(JobState::Failed, Some(16_000)), None)];
+        assert_eq!(no_stuck_jobs(&late).status, Status::Fail);
+    }
+
+    #[test]
+    fn the_failure_class_and_time_must_match_the_expectation() {
+        let mut j = job(JobState::Failed, Some(2_000));
+        j.failure = Some(Failure {
+            class: FailureClass::Permission,
+            message: "AccessDenied".into(),
+        });
+        let mut e = Expectation {
+            state: JobState::Failed,
+            class: Some(FailureClass::Permission),
+            within_ms: Some(30_000),
+        };
+        assert_eq!(job_expectation("x", Some(&j), &e).status, Status::Pass);
+        e.within_ms = Some(1_000);
+        assert_eq!(job_expectation("x", Some(&j), &e).status, Status::Fail);
+        e.within_ms = None;
+        e.class = Some(FailureClass::Timeout);
+        assert_eq!(job_expectation("x", Some(&j), &e).status, Status::Fail);
+        assert_eq!(job_expectation("x", None, &e).status, Status::Fail);
+    }
+
+    #[test]
+    fn a_success_without_its_catalog_entry_is_a_false_claim() {
+        let good = [event(job(JobState::Succeeded, Some(5)), Some(true))];
+        assert_eq!(claims(&good).status, Status::Pass);
+        let bad = [event(job(JobState::Succeeded, Some(5)), Some(false))];
+        assert_eq!(claims(&bad).status, Status::Fail);
+        assert_eq!(claims(&[]).status, Status::Unknown);
+    }
+
+    #[test]
+    fn gaps_longer_than_the_threshold_are_offline() {
+        let arrivals = [1_000, 2_000, 3_000, 9_000, 10_000];
+        let p = offline_periods(&arrivals, 0, 12_000, 3_000);
+        assert_eq!(p, [(6_000, 9_000)]);
+        // The fault began at 3 500: offline seen 2.5 s later (≤ 3 s + 1 s).
+        let r = offline_detected("hb", &p, (3_500, 8_500), 3_000, 1_000);
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        assert_eq!(never_offline("hb", &p, (3_500, 8_500)).status, Status::Fail);
+        assert_eq!(
+            never_offline("hb", &p, (9_500, 12_000)).status,
+            Status::Pass
+        );
+        let none = offline_periods(&[1_000, 2_000, 3_000], 0, 3_500, 3_000);
+        assert_eq!(
+            offline_detected("hb", &none, (1_000, 3_500), 3_000, 1_000).status,
+            Status::Fail
+        );
+    }
+
+    #[test]
+    fn secrets_are_found_and_not_repeated() {
+        let files = [("agent.log".to_string(), b"token=hunter2hunter2 ok".to_vec())];
+        let secrets = [("control token".to_string(), "hunter2hunter2".to_string())];
+        let r = no_secrets(&files, &secrets);
+        assert_eq!(r.status, Status::Fail);
+        assert_eq!(r.details, ["control token appears in agent.log"]);
+        assert!(!format!("{r:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn more_attempts_than_the_budget_fail() {
+        let mut j = job(JobState::Failed, Some(5));
+        j.attempts = 4;
+        let events = [event(j, None)];
+        assert_eq!(retries_bounded(&events, 3).status, Status::Pass);
+        assert_eq!(retries_bounded(&events, 2).status, Status::Fail);
+    }
+}

@@ -1,0 +1,231 @@
+//! Recovery point: which acknowledged transactions a restore holds.
+//!
+//! Per writer, the restored cursor says which prefix of its operations is
+//! in. An acknowledged operation past it is **lost**; an operation that
+//! failed yet is in is a **phantom**; one whose entities differ from the
+//! expected graph is **torn** (in only in part). Operations with unknown
+//! outcome are reported apart and never counted as lost. The measured RPO
+//! is the time from the last acknowledged operation that survived to the
+//! disaster instant (0 when nothing acknowledged was lost), shown next to
+//! the RPO the agent claimed (disaster − its recovery point).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{CheckResult, Measure, Status, secs};
+use crate::history::{Completed, Phase};
+
+/// What the RPO check needs about one restore.
+pub struct RestoreInput<'a> {
+    pub name: String,
+    pub ops: &'a [Completed],
+    /// Writer → index of its last operation in the restored graph.
+    pub cursors: &'a BTreeMap<u32, u64>,
+    /// Ids of entities that differ between the restored and expected graphs.
+    pub differing: &'a BTreeSet<String>,
+    /// When the disaster happened (the restore was asked for).
+    pub disaster_ms: u64,
+    /// The recovery point the agent claimed for the restored backup.
+    pub claimed_ms: Option<u64>,
+    pub rpo_max_ms: Option<u64>,
+}
+
+pub fn check(input: &RestoreInput) -> CheckResult {
+    let mut present = 0u64;
+    let mut lost = Vec::new();
+    let mut phantom = Vec::new();
+    let mut unknown = 0u64;
+    let mut last_survived: Option<u64> = None;
+    let mut claim_broken = Vec::new();
+    for op in input.ops {
+        let cursor = input.cursors.get(&op.process).copied();
+        let included = cursor.is_some_and(|c| op.index <= c);
+        match op.outcome {
+            Phase::Ok if included => {
+                present += 1;
+                last_survived = last_survived.max(Some(op.ended_ms));
+            }
+            Phase::Ok if op.ended_ms <= input.disaster_ms => {
+                lost.push(op);
+                if input.claimed_ms.is_some_and(|c| op.ended_ms <= c) {
+                    claim_broken.push(op);
+                }
+            }
+            Phase::Fail if cursor == Some(op.index) => phantom.push(op),
+            Phase::Info | Phase::Invoke => unknown += 1,
+            _ => {}
+        }
+    }
+    let writers: BTreeSet<u32> = input.ops.iter().map(|o| o.process).collect();
+    let torn: Vec<&Completed> = input
+        .ops
+        .iter()
+        .filter(|op| op.committed)
+        .filter(|op| {
+            input
+                .cursors
+                .get(&op.process)
+                .is_some_and(|&c| op.index <= c)
+                && op.writes.iter().any(|w| input.differing.contains(w.id()))
+        })
+        .collect();
+    let rpo_ms = if lost.is_empty() {
+        0
+    } else {
+        let first_ms = input.ops.iter().map(|o| o.invoked_ms).min().unwrap_or(0);
+        input
+            .disaster_ms
+            .saturating_sub(last_survived.unwrap_or(first_ms))
+    };
+    let too_old = input.rpo_max_ms.is_some_and(|max| rpo_ms > max);
+    let status = if !phantom.is_empty() || !torn.is_empty() || !claim_broken.is_empty() || too_old {
+        Status::Fail
+    } else if input.ops.is_empty() {
+        Status::Unknown
+    } else {
+        Status::Pass
+    };
+    let mut details = Vec::new();
+    let name = |op: &Completed| format!("writer {} op {} ({})", op.process, op.index, op.f);
+    for op in &claim_broken {
+        details.push(format!(
+            "claim broken: {} acknowledged at {} ms, before the claimed recovery point, is missing",
+            name(op),
+            op.ended_ms
+        ));
+    }
+    details.extend(
+        phantom
+            .iter()
+            .map(|op| format!("phantom: {} failed but is in the restore", name(op))),
+    );
+    details.extend(
+        torn.iter()
+            .map(|op| format!("torn: {} is in only in part", name(op))),
+    );
+    details.extend(
+        lost.iter()
+            .map(|op| format!("lost: {} acknowledged at {} ms", name(op), op.ended_ms)),
+    );
+    for w in &writers {
+        if !input.cursors.contains_key(w) {
+            details.push(format!("writer {w}: its cursor is not in the restore"));
+        }
+    }
+    let summary = format!(
+        "{present} acknowledged transactions present, {} lost, {} phantom, {} torn, {unknown} of unknown outcome; RPO {}",
+        lost.len(),
+        phantom.len(),
+        torn.len(),
+        secs(rpo_ms)
+    );
+    let mut rpo = Measure::new("rpo", secs(rpo_ms));
+    if let Some(max) = input.rpo_max_ms {
+        rpo = rpo.against(format!("≤ {}", secs(max)));
+    }
+    let mut result = CheckResult::new(input.name.clone(), status, summary)
+        .measure(rpo)
+        .measure(Measure::new("present", present))
+        .measure(Measure::new("lost", lost.len()))
+        .measure(Measure::new("phantom", phantom.len()).against("0"))
+        .measure(Measure::new("torn", torn.len()).against("0"))
+        .measure(Measure::new("unknown outcome", unknown));
+    if let Some(c) = input.claimed_ms {
+        result = result.measure(Measure::new(
+            "claimed rpo",
+            secs(input.disaster_ms.saturating_sub(c)),
+        ));
+    }
+    result.details(details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{cursor_op, node, op};
+    use super::*;
+
+    fn input<'a>(
+        ops: &'a [Completed],
+        cursors: &'a BTreeMap<u32, u64>,
+        differing: &'a BTreeSet<String>,
+    ) -> RestoreInput<'a> {
+        RestoreInput {
+            name: "rpo".into(),
+            ops,
+            cursors,
+            differing,
+            disaster_ms: 100,
+            claimed_ms: None,
+            rpo_max_ms: None,
+        }
+    }
+
+    fn ops() -> Vec<Completed> {
+        vec![
+            cursor_op(0),
+            op(0, 1, true, vec![node("a")]),
+            op(0, 2, true, vec![node("b")]),
+            op(0, 3, true, vec![node("c")]),
+        ]
+    }
+
+    #[test]
+    fn a_complete_restore_has_zero_rpo_and_passes() {
+        let ops = ops();
+        let cursors = BTreeMap::from([(0, 3)]);
+        let none = BTreeSet::new();
+        let r = check(&input(&ops, &cursors, &none));
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        assert_eq!(r.measures[0].value, "0.000 s");
+    }
+
+    #[test]
+    fn lost_writes_measure_the_rpo_from_the_last_survivor() {
+        let ops = ops();
+        let cursors = BTreeMap::from([(0, 1)]);
+        let none = BTreeSet::new();
+        let mut i = input(&ops, &cursors, &none);
+        // op 1 was acknowledged at 15 ms; the disaster came at 100 ms.
+        let r = check(&i);
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        assert_eq!(r.measures[0].value, "0.085 s");
+        i.rpo_max_ms = Some(50);
+        assert_eq!(check(&i).status, Status::Fail);
+    }
+
+    #[test]
+    fn a_missing_write_acknowledged_before_the_claimed_point_breaks_the_claim() {
+        let ops = ops();
+        let cursors = BTreeMap::from([(0, 1)]);
+        let none = BTreeSet::new();
+        let mut i = input(&ops, &cursors, &none);
+        i.claimed_ms = Some(30); // op 2 was acknowledged at 25 ms
+        let r = check(&i);
+        assert_eq!(r.status, Status::Fail, "{r:?}");
+        assert!(
+            r.details[0].contains("claim broken: writer 0 op 2"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_write_in_the_restore_is_a_phantom_and_a_differing_one_torn() {
+        let mut ops = ops();
+        ops.push(op(0, 4, false, vec![node("d")]));
+        let cursors = BTreeMap::from([(0, 4)]);
+        let differing = BTreeSet::from(["b".to_string()]);
+        let r = check(&input(&ops, &cursors, &differing));
+        assert_eq!(r.status, Status::Fail);
+        assert!(
+            r.details
+                .iter()
+                .any(|d| d.starts_with("phantom: writer 0 op 4")),
+            "{r:?}"
+        );
+        assert!(
+            r.details
+                .iter()
+                .any(|d| d.starts_with("torn: writer 0 op 2")),
+            "{r:?}"
+        );
+    }
+}
