@@ -23,6 +23,7 @@ pub mod env;
 pub mod fault;
 pub mod graph;
 pub mod history;
+pub mod report;
 pub mod s3;
 pub mod workload;
 

@@ -1,0 +1,7 @@
+//! The HTML report.
+
+use super::Report;
+
+pub fn render(_report: &Report) -> String {
+    todo!("helper")
+}
