@@ -19,12 +19,14 @@ pub mod agent;
 pub mod api;
 pub mod bolt;
 pub mod check;
+pub mod drill;
 pub mod env;
 pub mod fault;
 pub mod graph;
 pub mod history;
 pub mod report;
 pub mod s3;
+pub mod scenario;
 pub mod workload;
 
 /// Logs to stderr, filtered by the environment variable `var` (tracing's

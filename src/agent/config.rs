@@ -196,6 +196,16 @@ pub struct Encryption {
     pub key_file: PathBuf,
     #[serde(default = "default_rotation")]
     pub rotation: Dur,
+    /// Keys of earlier rotations, kept to open older backups; never used to seal.
+    #[serde(default)]
+    pub previous: Vec<PreviousKey>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousKey {
+    pub key_id: String,
+    pub key_file: PathBuf,
 }
 
 fn default_algorithm() -> Algorithm {

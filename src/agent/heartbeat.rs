@@ -10,7 +10,9 @@ use crate::api::Heartbeat;
 /// Sends heartbeats until the returned task is aborted.
 pub fn spawn(agent: Arc<Agent>) -> tokio::task::JoinHandle<()> {
     let interval = agent.config.heartbeat.interval.0;
-    let timeout = interval.min(agent.config.transfer.request_timeout.0);
+    // A beat is worth delivering until the receiver would call us offline;
+    // a shorter timeout turns a slow link into a false "offline".
+    let timeout = agent.config.heartbeat.offline_threshold.0;
     let http = reqwest::Client::builder()
         .timeout(timeout)
         .build()

@@ -82,11 +82,19 @@ fn read_secret(path: &std::path::Path) -> Result<String, StartError> {
 impl Agent {
     /// Loads the secrets the configuration names and the saved state.
     pub fn new(config: AgentConfig) -> Result<Arc<Self>, StartError> {
-        let key = Keyring::load_key(&config.encryption.key_file).map_err(|e| StartError {
-            file: config.encryption.key_file.clone(),
-            message: e.to_string(),
-        })?;
-        let keyring = Keyring::new(&config.encryption.key_id, key);
+        let load = |file: &std::path::PathBuf| {
+            Keyring::load_key(file).map_err(|e| StartError {
+                file: file.clone(),
+                message: e.to_string(),
+            })
+        };
+        let enc = &config.encryption;
+        // Older keys first: each rotation makes the next one current.
+        let mut keyring = Keyring::new(&enc.key_id, load(&enc.key_file)?);
+        for old in &enc.previous {
+            keyring.rotate(&old.key_id, load(&old.key_file)?);
+        }
+        keyring.rotate(&enc.key_id, load(&enc.key_file)?);
         let token = match &config.control.token_file {
             Some(path) => read_secret(path)?,
             None => std::env::var("GRAPH_AGENT_TOKEN").map_err(|_| StartError {

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use graphdrill::check::Status;
+use graphdrill::drill::{self, Progress, RunOptions};
 use graphdrill::env::{self, EnvError, EnvOptions, Environment, Tool, Tools};
+use graphdrill::scenario::{self, Scenario};
 
 /// Exit codes, documented in the README.
 mod exit {
@@ -13,6 +16,8 @@ mod exit {
     pub const BAD_INPUT: u8 = 2;
     /// The environment failed: a component did not start, died, or timed out.
     pub const ENVIRONMENT: u8 = 3;
+    /// A drill ran and a check failed (or could not decide).
+    pub const DRILL_FAILED: u8 = 1;
 }
 
 /// Chaos and disaster-recovery drills for graph-database backups.
@@ -28,6 +33,43 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run drills: start an environment, play each scenario's timeline
+    /// against graph-agent, judge, and write reports (exit 0 when every
+    /// check passed, 1 when one failed, 2 for an invalid scenario or an
+    /// environment error).
+    Run {
+        /// Scenario files or folders of them (`scenarios/smoke` names
+        /// `scenarios/smoke.toml`).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Overrides every scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Runs only scenarios with this tag (repeatable: any of them).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Where run folders go (each `<time>-<scenario>/`, and `latest`).
+        #[arg(long, default_value = "reports")]
+        report_dir: PathBuf,
+        /// Leaves the environment running afterwards (stop it with
+        /// `graphdrill env down --name drill`).
+        #[arg(long)]
+        keep_env: bool,
+        /// The graph-agent executable (default: beside graphdrill).
+        #[arg(long, env = "GRAPHDRILL_AGENT")]
+        agent: Option<PathBuf>,
+    },
+    /// Check scenario files without running them (exit 2 on any error,
+    /// each given as file:line:column, field path, and what was expected).
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List scenarios with their descriptions and tags.
+    List {
+        #[arg(default_value = "scenarios")]
+        paths: Vec<PathBuf>,
+    },
     /// Install, start, inspect and stop a drill environment.
     #[command(subcommand)]
     Env(EnvCommand),
@@ -91,6 +133,26 @@ fn main() -> ExitCode {
     graphdrill::init_logging("GRAPHDRILL_LOG");
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    let cli = match cli.command {
+        Command::Validate { files } => return validate(&files),
+        Command::List { paths } => return list(&paths),
+        Command::Run {
+            paths,
+            seed,
+            tags,
+            report_dir,
+            keep_env,
+            agent,
+        } => {
+            let opts = RunOptions {
+                reports: report_dir,
+                seed,
+                agent_bin: agent.unwrap_or_else(drill::agent::default_bin),
+            };
+            return runtime.block_on(run_drills(&paths, &tags, opts, keep_env));
+        }
+        other => Cli { command: other },
+    };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -144,6 +206,9 @@ async fn run(cli: Cli) -> Result<(), EnvError> {
             }
             env.detach();
             Ok(())
+        }
+        Command::Run { .. } | Command::Validate { .. } | Command::List { .. } => {
+            unreachable!("handled in main")
         }
         Command::Env(EnvCommand::Down { which }) => {
             let env = Environment::attach(&home, &which.options().state_dir(&home))?;
@@ -208,4 +273,155 @@ fn print_status(env: &Environment) {
     for (name, link) in &state.links {
         println!("  link {name:<22} {} -> {}", link.listen, link.upstream);
     }
+}
+
+/// Loads scenarios, printing every error; None when any was invalid.
+fn load(paths: &[PathBuf]) -> Option<Vec<Scenario>> {
+    match scenario::load_all(paths) {
+        Ok(s) => Some(s),
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            None
+        }
+    }
+}
+
+fn validate(files: &[PathBuf]) -> ExitCode {
+    match load(files) {
+        Some(s) => {
+            println!("{} scenarios valid", s.len());
+            ExitCode::SUCCESS
+        }
+        None => ExitCode::from(exit::BAD_INPUT),
+    }
+}
+
+fn list(paths: &[PathBuf]) -> ExitCode {
+    let Some(scenarios) = load(paths) else {
+        return ExitCode::from(exit::BAD_INPUT);
+    };
+    for s in &scenarios {
+        println!("{:<30} [{}]", s.name, s.tags.join(", "));
+        println!("    {}", s.description);
+    }
+    println!(
+        "\nfault kinds: latency, timeout, reset, bandwidth, slow_close, partition, access_denied; \
+         region lose/restore; neo4j rotate-password; agent kill/pause/resume/restart; key rotate/replace."
+    );
+    println!(
+        "clock skew for the agent: not available (libfaketime is not installed by graphdrill)."
+    );
+    ExitCode::SUCCESS
+}
+
+/// Runs the scenarios in one environment, stopped at the end (or on
+/// Ctrl-C / SIGTERM) unless `keep_env`.
+async fn run_drills(
+    paths: &[PathBuf],
+    tags: &[String],
+    opts: RunOptions,
+    keep_env: bool,
+) -> ExitCode {
+    let Some(mut scenarios) = load(paths) else {
+        return ExitCode::from(exit::BAD_INPUT);
+    };
+    if !tags.is_empty() {
+        scenarios.retain(|s| s.tags.iter().any(|t| tags.contains(t)));
+    }
+    if scenarios.is_empty() {
+        eprintln!("error: no scenario matches");
+        return ExitCode::from(exit::BAD_INPUT);
+    }
+    if !opts.agent_bin.is_file() {
+        eprintln!(
+            "error: graph-agent not found at `{}` (build it with `cargo build`, or pass --agent)",
+            opts.agent_bin.display()
+        );
+        return ExitCode::from(exit::BAD_INPUT);
+    }
+    let home = match env::home() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(code(&e));
+        }
+    };
+    let env_opts = EnvOptions {
+        name: "drill".into(),
+        neo4j_heap_mb: scenarios
+            .iter()
+            .map(|s| s.environment.neo4j_heap_mb)
+            .max()
+            .unwrap_or(384),
+        ..EnvOptions::default()
+    };
+    let progress = Progress::new();
+    progress.status("starting the environment");
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    // An environment left by `--keep-env` is reused while all of it runs.
+    let kept = Environment::attach(&home, &env_opts.state_dir(&home))
+        .ok()
+        .filter(|e| e.alive().iter().all(|(_, up)| *up));
+    let reused = kept.is_some();
+    let env = tokio::select! {
+        env = async { match kept { Some(e) => Ok(e), None => Environment::up(&home, &env_opts).await } } => env,
+        _ = tokio::signal::ctrl_c() => Err(interrupted()),
+        _ = sigterm.recv() => Err(interrupted()),
+    };
+    let env = match env {
+        Ok(env) => std::sync::Arc::new(env),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(code(&e));
+        }
+    };
+    let mut worst = ExitCode::SUCCESS;
+    let mut failed = Vec::new();
+    let drills = async {
+        for s in &scenarios {
+            match drill::run(&env, s, &opts, &progress).await {
+                Ok(o) if o.report.verdict == Status::Pass => {}
+                Ok(o) => {
+                    failed.push(format!(
+                        "{} ({})",
+                        s.name,
+                        o.dir.join("report.html").display()
+                    ));
+                    worst = ExitCode::from(exit::DRILL_FAILED);
+                }
+                Err(e) => {
+                    eprintln!("error: {}: {e}", s.name);
+                    failed.push(s.name.clone());
+                    worst = ExitCode::from(exit::ENVIRONMENT);
+                }
+            }
+        }
+    };
+    let interrupted = tokio::select! {
+        _ = drills => false,
+        _ = tokio::signal::ctrl_c() => true,
+        _ = sigterm.recv() => true,
+    };
+    drop(progress);
+    if interrupted {
+        eprintln!("interrupted: stopping everything");
+        worst = ExitCode::from(exit::ENVIRONMENT);
+    }
+    if !failed.is_empty() {
+        eprintln!("failed: {}", failed.join(", "));
+    }
+    match std::sync::Arc::try_unwrap(env) {
+        Ok(env) if (keep_env || reused) && !interrupted => {
+            eprintln!("environment left running: graphdrill env down --name drill");
+            env.detach();
+        }
+        Ok(env) => {
+            let _ = tokio::task::spawn_blocking(move || env.down()).await;
+        }
+        Err(env) => env.down(),
+    }
+    worst
 }

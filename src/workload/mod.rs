@@ -112,13 +112,10 @@ impl Owned {
     }
 }
 
-/// Runs the workload to its end and returns the history. `sink` receives
-/// each line as it happens (the run's `history.jsonl`).
-pub async fn run(
-    graph: Graph,
-    plan: Plan,
-    sink: Arc<Mutex<dyn std::io::Write + Send>>,
-) -> Result<Vec<Op>, WorkloadError> {
+/// Creates the index the writers look their entities up by. Part of the
+/// schema a backup carries, so it exists before the drill's base graph is
+/// recorded.
+pub async fn install_schema(graph: &Graph) -> Result<(), WorkloadError> {
     graph
         .run(query(&format!(
             "CREATE INDEX drill_item_gid IF NOT EXISTS FOR (n:{ITEM_LABEL}) ON (n.{ID_PROPERTY})"
@@ -127,7 +124,16 @@ pub async fn run(
         .map_err(|e| WorkloadError::Neo4j {
             what: "create index",
             message: e.to_string(),
-        })?;
+        })
+}
+
+/// Runs the workload to its end and returns the history. `sink` receives
+/// each line as it happens (the run's `history.jsonl`).
+pub async fn run(
+    graph: Graph,
+    plan: Plan,
+    sink: Arc<Mutex<dyn std::io::Write + Send>>,
+) -> Result<Vec<Op>, WorkloadError> {
     let log: Arc<Mutex<Vec<Op>>> = Arc::default();
     let mut writers = Vec::new();
     let interval = Duration::from_secs_f64(plan.writers as f64 / plan.rate.max(0.001));
@@ -330,10 +336,10 @@ impl Writer {
     }
 
     fn record(&self, op: &Op) {
-        if let Ok(mut out) = self.sink.lock() {
-            if let Err(e) = history::append(&mut *out, op) {
-                tracing::warn!(error = %e, "could not write the history");
-            }
+        if let Ok(mut out) = self.sink.lock()
+            && let Err(e) = history::append(&mut *out, op)
+        {
+            tracing::warn!(error = %e, "could not write the history");
         }
         self.log
             .lock()

@@ -1,0 +1,327 @@
+//! The agent under test as the runner sees it: a `graph-agent serve`
+//! process it configures, starts, kills, pauses and restarts, and an HTTP
+//! client for its control API. Everything else goes through the API.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::api::Job;
+use crate::env::{Environment, Link};
+
+/// The agent's settings the runner chooses; a scenario's `[agent]` tables
+/// override them (as `GRAPH_AGENT_SECTION__FIELD`).
+const DEFAULTS: &str = "\
+[transfer]
+max_retries = 2
+request_timeout = \"5s\"
+upload_concurrency = 3
+backoff_base = \"200ms\"
+backoff_cap = \"2s\"
+metadata_sync = \"30s\"
+job_deadline = \"2m\"
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("graph-agent: {0}")]
+    Process(String),
+    #[error("agent API {path}: {message}")]
+    Api { path: String, message: String },
+}
+
+/// Where the agent's files live and how to start it.
+pub struct AgentSetup {
+    /// The `graph-agent` executable.
+    pub bin: PathBuf,
+    /// Config, keys, token, state and local snapshots go here.
+    pub dir: PathBuf,
+    /// The agent's stdout and stderr.
+    pub log: PathBuf,
+    pub overrides: Vec<(String, String)>,
+    pub token: String,
+    /// (key id, key) pairs: the last seals, all open.
+    pub keys: Vec<(String, [u8; 32])>,
+}
+
+/// A running (or stopped) agent process.
+pub struct AgentProcess {
+    setup: AgentSetup,
+    child: Option<Child>,
+    port: u16,
+    http: reqwest::Client,
+}
+
+impl AgentProcess {
+    /// Writes the configuration for `env` and starts the agent.
+    pub fn start(env: &Environment, setup: AgentSetup) -> Result<Self, AgentError> {
+        let port = crate::env::free_port().map_err(|e| AgentError::Process(e.to_string()))?;
+        let mut agent = Self {
+            setup,
+            child: None,
+            port,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("a default reqwest client builds"),
+        };
+        agent.write_config(env)?;
+        agent.spawn()?;
+        Ok(agent)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.setup.log.clone()
+    }
+
+    /// The agent's key files, written mode 0600.
+    fn write_config(&self, env: &Environment) -> Result<(), AgentError> {
+        let d = &self.setup.dir;
+        let io = |e: std::io::Error| AgentError::Process(format!("{}: {e}", d.display()));
+        std::fs::create_dir_all(d.join("keys")).map_err(io)?;
+        crate::env::write_secret(&d.join("token"), &self.setup.token)
+            .map_err(|e| AgentError::Process(e.to_string()))?;
+        let mut key_lines = String::new();
+        for (i, (id, key)) in self.setup.keys.iter().enumerate() {
+            let file = d.join("keys").join(format!("{id}.hex"));
+            crate::env::write_secret(&file, &hex::encode(key))
+                .map_err(|e| AgentError::Process(e.to_string()))?;
+            if i + 1 == self.setup.keys.len() {
+                key_lines.push_str(&format!(
+                    "[encryption]\nkey_id = \"{id}\"\nkey_file = \"{}\"\n",
+                    file.display()
+                ));
+            }
+        }
+        for (id, _) in &self.setup.keys[..self.setup.keys.len().saturating_sub(1)] {
+            key_lines.push_str(&format!(
+                "[[encryption.previous]]\nkey_id = \"{id}\"\nkey_file = \"{}\"\n",
+                d.join("keys").join(format!("{id}.hex")).display()
+            ));
+        }
+        let state = env.state();
+        let s3_tier = |name: &str, region: &str, link: Link| {
+            let s3 = &state.s3[region];
+            format!(
+                "[[tier]]\nname = \"{name}\"\nkind = \"s3\"\nendpoint = \"http://{}\"\nbucket = \"{}\"\n\
+                 credentials_file = \"{}\"\nretention = \"30d\"\nrestore_sla = \"30m\"\n",
+                state.link(link).listen,
+                s3.bucket,
+                s3.agent_credentials_file.display()
+            )
+        };
+        let db = |section: &str, instance: &str, link: Link| {
+            let n = &state.neo4j[instance];
+            format!(
+                "[{section}]\nuri = \"{}\"\nuser = \"{}\"\npassword_file = \"{}\"\n",
+                state.link(link).listen,
+                n.agent_user,
+                n.agent_password_file.display()
+            )
+        };
+        let config = format!(
+            "[agent]\nid = \"drill-agent\"\nport = {}\nenvironment = \"drill\"\nstate_dir = \"{}\"\n\n\
+             [control]\ntoken_file = \"{}\"\n\n{DEFAULTS}\n\
+             [heartbeat]\nurl = \"http://{}/heartbeat\"\ninterval = \"1s\"\noffline_threshold = \"3s\"\n\n\
+             {}\n{}\n{key_lines}\n{}\n{}\n\
+             [[tier]]\nname = \"local\"\nkind = \"local\"\npath = \"{}\"\nretention = \"7d\"\nrestore_sla = \"5m\"\n",
+            self.port,
+            d.join("state").display(),
+            d.join("token").display(),
+            state.link(Link::Control).listen,
+            db("neo4j", "neo4j", Link::Neo4j),
+            db("restore", "neo4j-recovery", Link::Neo4jRecovery),
+            s3_tier("primary", "s3-primary", Link::S3Primary),
+            s3_tier("archive", "s3-archive", Link::S3Archive),
+            d.join("snapshots").display(),
+        );
+        std::fs::write(d.join("agent.toml"), config).map_err(io)
+    }
+
+    fn spawn(&mut self) -> Result<(), AgentError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .map_err(|e| AgentError::Process(format!("{}: {e}", self.log_path().display())))?;
+        let err_log = log
+            .try_clone()
+            .map_err(|e| AgentError::Process(e.to_string()))?;
+        let mut cmd = Command::new(&self.setup.bin);
+        cmd.arg("--config")
+            .arg(self.setup.dir.join("agent.toml"))
+            .arg("serve")
+            .env("GRAPH_AGENT_LOG", "info,neo4rs=warn")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err_log);
+        for (k, v) in &self.setup.overrides {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            AgentError::Process(format!("cannot start `{}`: {e}", self.setup.bin.display()))
+        })?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(AgentError::Process(format!(
+                    "exited with {status} at start; its log:\n{}",
+                    crate::env::process::log_tail(&self.log_path(), 20)
+                )));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(AgentError::Process("did not listen within 20 s".into()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+
+    fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: signals the child this struct spawned and still owns.
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        self.signal(libc::SIGCONT);
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    /// Stops the agent (if running) and starts it with the same settings.
+    pub fn restart(&mut self, env: &Environment) -> Result<(), AgentError> {
+        self.stop();
+        self.write_config(env)?;
+        self.spawn()
+    }
+
+    /// Replaces the keys (a rotation or a wrong key) and restarts.
+    pub fn set_keys(
+        &mut self,
+        env: &Environment,
+        keys: Vec<(String, [u8; 32])>,
+    ) -> Result<(), AgentError> {
+        self.setup.keys = keys;
+        self.restart(env)
+    }
+
+    pub fn keys(&self) -> &[(String, [u8; 32])] {
+        &self.setup.keys
+    }
+
+    /// SIGTERM, then SIGKILL after 10 s.
+    pub fn stop(&mut self) {
+        self.signal(libc::SIGCONT);
+        self.signal(libc::SIGTERM);
+        if let Some(mut c) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Submits a job (`path` like `/v1/backups`) and returns it as accepted.
+    pub async fn submit(&self, path: &str, body: serde_json::Value) -> Result<Job, AgentError> {
+        let api = |message: String| AgentError::Api {
+            path: path.to_string(),
+            message,
+        };
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.url()))
+            .bearer_auth(&self.setup.token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| api(e.to_string()))?;
+        let status = resp.status();
+        if status != reqwest::StatusCode::ACCEPTED {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(api(format!("HTTP {status}: {text}")));
+        }
+        resp.json().await.map_err(|e| api(e.to_string()))
+    }
+
+    /// The job's current state.
+    pub async fn job(&self, collection: &str, id: &str) -> Result<Job, AgentError> {
+        let path = format!("/v1/{collection}/{id}");
+        let api = |message: String| AgentError::Api {
+            path: path.clone(),
+            message,
+        };
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.url()))
+            .bearer_auth(&self.setup.token)
+            .send()
+            .await
+            .map_err(|e| api(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(api(format!("HTTP {}", resp.status())));
+        }
+        resp.json().await.map_err(|e| api(e.to_string()))
+    }
+
+    /// Polls a job until it ends or `limit` passes; returns the last state seen.
+    pub async fn follow(&self, collection: &str, job: Job, limit: Duration) -> Job {
+        let started = Instant::now();
+        let mut last = job;
+        while !last.state.is_terminal() && started.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            match self.job(collection, &last.id).await {
+                Ok(j) => last = j,
+                Err(e) => tracing::debug!(error = %e, "poll failed"),
+            }
+        }
+        last
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The `graph-agent` next to the running executable (cargo builds both
+/// into the same folder), unless `GRAPHDRILL_AGENT` names another.
+pub fn default_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("GRAPHDRILL_AGENT") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    // Test executables live one folder deeper, in `deps/`.
+    let beside = dir.join("graph-agent");
+    if beside.is_file() {
+        beside
+    } else {
+        dir.parent().unwrap_or(dir).join("graph-agent")
+    }
+}

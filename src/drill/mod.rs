@@ -1,0 +1,198 @@
+//! The drill runner: for each scenario, reset the environment, load the
+//! fixture, start the agent and the workload, play the timeline, heal
+//! everything, judge, and write the report.
+//!
+//! ```text
+//! prepare → (workload ‖ timeline of steps) → heal → judge → report
+//! ```
+
+pub mod agent;
+mod heartbeat;
+mod judge;
+mod progress;
+mod steps;
+mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use progress::Progress;
+
+use crate::check::Status;
+use crate::env::{EnvError, Environment};
+use crate::graph::Graph;
+use crate::history::EventKind;
+use crate::report::{self, Report};
+use crate::scenario::Scenario;
+use steps::Drill;
+use store::RunStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error("run folder `{}`: {source}", path.display())]
+    Store {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub reports: PathBuf,
+    /// Overrides every scenario's seed.
+    pub seed: Option<u64>,
+    pub agent_bin: PathBuf,
+}
+
+/// One finished drill: its report and where it lives.
+pub struct Outcome {
+    pub report: Report,
+    pub dir: PathBuf,
+}
+
+/// Runs one scenario in `env` (shared by the scenarios of a run: each
+/// starts by putting it back to a clean state).
+pub async fn run(
+    env: &Arc<Environment>,
+    scenario: &Scenario,
+    opts: &RunOptions,
+    progress: &Progress,
+) -> Result<Outcome, DrillError> {
+    let mut scenario = scenario.clone();
+    if let Some(seed) = opts.seed {
+        scenario.seed = seed;
+    }
+    let store =
+        RunStore::create(&opts.reports, &scenario.name).map_err(|source| DrillError::Store {
+            path: opts.reports.clone(),
+            source,
+        })?;
+    progress.line(&format!(
+        "▶ {} (seed {}) → {}",
+        scenario.name,
+        scenario.seed,
+        store.dir.display()
+    ));
+    let started_ms = crate::history::now_ms();
+    let clock = Instant::now();
+    let mut drill = Drill::new(env.clone(), &scenario, &store, opts, progress);
+    let result = play(&mut drill, &scenario, progress, clock).await;
+    let finish = drill.finish().await;
+    let error = result.err().or(finish.err());
+    if let Some(e) = &error {
+        progress.line(&format!("  ✗ drill broke off: {e}"));
+    }
+    store.collect_logs(&drill.logs());
+    let checks = judge::judge(&drill.evidence(), &scenario, &store);
+    let verdict = Report::verdict_of(&checks, error.is_some());
+    let events = store.events.snapshot();
+    let report = Report {
+        schema: report::SCHEMA_VERSION,
+        scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
+        tags: scenario.tags.clone(),
+        seed: scenario.seed,
+        started_ms,
+        finished_ms: crate::history::now_ms(),
+        verdict,
+        error,
+        throughput: judge::throughput(&drill.ops(), started_ms),
+        checks,
+        events,
+    };
+    report::write(&store.dir, &report).map_err(|source| DrillError::Store {
+        path: store.dir.clone(),
+        source,
+    })?;
+    for c in &report.checks {
+        let mark = match c.status {
+            Status::Pass => "✓",
+            Status::Fail => "✗",
+            Status::Unknown => "?",
+        };
+        progress.line(&format!("  {mark} {}: {}", c.name, c.summary));
+    }
+    progress.line(&format!(
+        "{} {} in {:.1} s — {}",
+        match verdict {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Unknown => "UNKNOWN",
+        },
+        scenario.name,
+        clock.elapsed().as_secs_f64(),
+        store.dir.join("report.html").display()
+    ));
+    Ok(Outcome {
+        report,
+        dir: store.dir.clone(),
+    })
+}
+
+/// The timeline: prepare, then each step in order.
+async fn play(
+    drill: &mut Drill<'_>,
+    scenario: &Scenario,
+    progress: &Progress,
+    clock: Instant,
+) -> Result<(), String> {
+    progress.status("preparing: databases, buckets, fixture");
+    drill.prepare().await?;
+    for (i, step) in scenario.timeline() {
+        if let Some(at) = step.at {
+            let wait = at.0.saturating_sub(clock.elapsed());
+            tokio::time::sleep(wait).await;
+        }
+        let what = steps::describe(step);
+        progress.status(&format!("step {i}: {what}"));
+        drill.events().push(EventKind::StepStarted {
+            step: i,
+            what: what.clone(),
+        });
+        let outcome = drill.step(i, step).await;
+        let (ok, message) = match &outcome {
+            Ok(m) => (true, m.clone()),
+            Err(e) => (false, e.clone()),
+        };
+        progress.line(&format!(
+            "  [{:>6.1}s] step {i}: {what} — {}",
+            clock.elapsed().as_secs_f64(),
+            if message.is_empty() { "done" } else { &message }
+        ));
+        drill.events().push(EventKind::StepFinished {
+            step: i,
+            what,
+            ok,
+            message,
+        });
+        outcome?;
+    }
+    Ok(())
+}
+
+/// What the checkers judge, gathered while the drill ran.
+pub struct Evidence {
+    pub base: Graph,
+    pub ops: Vec<crate::history::Op>,
+    pub restores: Vec<steps::RestoreRecord>,
+    pub expectations: Vec<steps::ExpectRecord>,
+    pub heartbeat_windows: Vec<steps::HeartbeatWindow>,
+    /// Subgraph name → node ids the subgraph's Cypher returned on the source.
+    pub source_subgraphs: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    pub secrets: Vec<(String, String)>,
+    pub events: Vec<crate::history::Event>,
+    pub max_retries: u32,
+    pub heartbeat_interval_ms: u64,
+    pub offline_threshold_ms: u64,
+}
+
+/// Where the reports go by default: `reports/` in the working folder.
+pub fn default_reports() -> PathBuf {
+    Path::new("reports").to_path_buf()
+}

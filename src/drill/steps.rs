@@ -1,0 +1,958 @@
+//! One drill's state and the steps of its timeline. Each step does one
+//! thing to the environment or the agent and records what it saw; judging
+//! happens later, over the records.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use neo4rs::query;
+use serde_json::json;
+
+use super::agent::{AgentProcess, AgentSetup};
+use super::store::{Events, RunStore};
+use super::{Evidence, Progress, RunOptions, heartbeat};
+use crate::agent::repo::{CatalogEntry, catalog_key};
+use crate::agent::source::Neo4jSource;
+use crate::api::{Job, JobState};
+use crate::check::behaviour::Expectation;
+use crate::env::toxiproxy::{Stream, Toxic, ToxicKind};
+use crate::env::{self, Environment, load_s3_credentials};
+use crate::fault::{self, AccessDenied, Fault, LinkToxic, Partition, RegionLoss, RotatePassword};
+use crate::graph::Graph;
+use crate::history::{EventKind, Op, now_ms};
+use crate::s3::Bucket;
+use crate::scenario::{
+    AgentAction, ExpectedState, FaultKind, FaultStep, HeartbeatExpect, JobExpect, KeyAction,
+    Neo4jAction, RegionAction, Scenario, Step, Tier,
+};
+use crate::workload::{self, Plan, WorkloadError, fixture};
+
+/// A job may outlive its deadline by this much before the runner stops waiting.
+const FOLLOW_GRACE: Duration = Duration::from_secs(15);
+
+/// A restore the drill asked for, and what came back.
+pub struct RestoreRecord {
+    pub step: usize,
+    pub tier: Tier,
+    pub job: Job,
+    /// The disaster instant: when the restore was asked for.
+    pub disaster_ms: u64,
+    pub queryable_ms: Option<u64>,
+    pub graph: Option<Graph>,
+    /// The recovery point in the restored backup's catalog entry.
+    pub claimed_ms: Option<u64>,
+    pub subgraphs: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// A job step and what the scenario expected of it.
+pub struct ExpectRecord {
+    pub step: usize,
+    pub what: String,
+    pub job: Option<Job>,
+    pub expect: Expectation,
+}
+
+/// A fault during which heartbeats are judged.
+pub struct HeartbeatWindow {
+    pub fault: usize,
+    pub step: usize,
+    pub expect: HeartbeatExpect,
+}
+
+/// Faults in place, each healed once (by its timer, a `heal` step or the end).
+struct Injected {
+    parts: Vec<Arc<dyn Fault>>,
+    what: String,
+    healed: Arc<AtomicBool>,
+    /// For `region restore` and `restore-password`: which fault to heal.
+    tag: String,
+}
+
+pub struct Drill<'a> {
+    env: Arc<Environment>,
+    scenario: &'a Scenario,
+    store: &'a RunStore,
+    opts: &'a RunOptions,
+    progress: &'a Progress,
+    agent: Option<AgentProcess>,
+    receiver: Option<heartbeat::Receiver>,
+    workload: Option<tokio::task::JoinHandle<Result<Vec<Op>, WorkloadError>>>,
+    ops: Vec<Op>,
+    base: Graph,
+    faults: Vec<Injected>,
+    /// Successful backups per tier, oldest first.
+    backups: BTreeMap<Tier, Vec<String>>,
+    /// Backup step id → backup id.
+    named: BTreeMap<String, String>,
+    restores: Vec<RestoreRecord>,
+    expectations: Vec<ExpectRecord>,
+    heartbeat_windows: Vec<HeartbeatWindow>,
+    source_subgraphs: BTreeMap<String, BTreeSet<String>>,
+    secrets: Vec<(String, String)>,
+    keys_made: u32,
+}
+
+/// One line naming a step, for progress and reports.
+pub fn describe(step: &Step) -> String {
+    let expect = |e: &Option<JobExpect>| match e {
+        Some(JobExpect {
+            state: ExpectedState::Failed,
+            class,
+            ..
+        }) => format!(
+            " (expect failure{})",
+            class.map_or(String::new(), |c| format!(" {c:?}"))
+        ),
+        _ => String::new(),
+    };
+    if let Some(b) = &step.backup {
+        format!(
+            "backup {:?} → {}{}",
+            b.kind,
+            b.tier.name(),
+            expect(&b.expect)
+        )
+    } else if let Some(r) = &step.restore {
+        format!(
+            "restore {} from {}{}",
+            r.backup,
+            r.tier.name(),
+            expect(&r.expect)
+        )
+    } else if let Some(v) = &step.verify {
+        format!(
+            "verify {} in {}{}",
+            v.backup,
+            v.tier.name(),
+            expect(&v.expect)
+        )
+    } else if let Some(c) = &step.copy {
+        format!("copy {} {} → {}", c.backup, c.from.name(), c.to.name())
+    } else if let Some(f) = &step.fault {
+        let target = f
+            .link
+            .map(|l| l.link().to_string())
+            .or(f.region.map(|r| r.component().to_string()))
+            .unwrap_or_default();
+        let dur = f.duration.map_or(String::new(), |d| format!(" for {d}"));
+        format!("fault {:?} on {target}{dur}", f.kind)
+    } else if step.heal.is_some() {
+        "heal all faults".into()
+    } else if let Some(w) = step.wait {
+        format!("wait {w}")
+    } else if let Some(a) = step.agent {
+        format!("agent {a:?}")
+    } else if let Some(r) = &step.region {
+        format!(
+            "region {:?} {:?}{}",
+            r.region,
+            r.action,
+            if r.wipe { " (data wiped)" } else { "" }
+        )
+    } else if let Some(n) = step.neo4j {
+        format!("neo4j {n:?}")
+    } else if let Some(k) = step.key {
+        format!("key {k:?}")
+    } else {
+        "wait for the workload".into()
+    }
+}
+
+fn to_expectation(e: &Option<JobExpect>) -> Expectation {
+    match e {
+        Some(e) => Expectation {
+            state: match e.state {
+                ExpectedState::Succeeded => JobState::Succeeded,
+                ExpectedState::Failed => JobState::Failed,
+            },
+            class: e.class,
+            within_ms: e.within.map(|d| d.0.as_millis() as u64),
+        },
+        None => Expectation {
+            state: JobState::Succeeded,
+            class: None,
+            within_ms: None,
+        },
+    }
+}
+
+/// Scenario `[agent]` overrides as graph-agent's environment variables.
+fn overrides(scenario: &Scenario) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (section, fields) in &scenario.agent {
+        for (field, value) in fields {
+            let v = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.push((
+                format!(
+                    "{}{}__{}",
+                    crate::agent::config::ENV_PREFIX,
+                    section.to_uppercase(),
+                    field.to_uppercase()
+                ),
+                v,
+            ));
+        }
+    }
+    out
+}
+
+impl<'a> Drill<'a> {
+    pub fn new(
+        env: Arc<Environment>,
+        scenario: &'a Scenario,
+        store: &'a RunStore,
+        opts: &'a RunOptions,
+        progress: &'a Progress,
+    ) -> Self {
+        Self {
+            env,
+            scenario,
+            store,
+            opts,
+            progress,
+            agent: None,
+            receiver: None,
+            workload: None,
+            ops: Vec::new(),
+            base: Graph::default(),
+            faults: Vec::new(),
+            backups: BTreeMap::new(),
+            named: BTreeMap::new(),
+            restores: Vec::new(),
+            expectations: Vec::new(),
+            heartbeat_windows: Vec::new(),
+            source_subgraphs: BTreeMap::new(),
+            secrets: Vec::new(),
+            keys_made: 0,
+        }
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.store.events
+    }
+
+    async fn admin(&self, instance: &str) -> Result<neo4rs::Graph, String> {
+        env::neo4j::admin(&self.env.state().neo4j[instance], "neo4j")
+            .await
+            .map_err(|e| format!("neo4j `{instance}` as admin: {e}"))
+    }
+
+    fn admin_bucket(&self, region: &str) -> Result<Bucket, String> {
+        let state = self.env.state();
+        let s3 = &state.s3[region];
+        let creds = load_s3_credentials(&s3.admin_credentials_file).map_err(|e| e.to_string())?;
+        Bucket::new(&s3.url, &creds, &s3.bucket, Duration::from_secs(10)).map_err(|e| e.to_string())
+    }
+
+    /// A key for this drill, the same for the same seed.
+    fn next_key(&mut self) -> (String, [u8; 32]) {
+        self.keys_made += 1;
+        let mut material = self.scenario.seed.to_le_bytes().to_vec();
+        material.extend(self.keys_made.to_le_bytes());
+        let key = blake3::derive_key("graphdrill 2026 drill encryption key", &material);
+        self.secrets.push((
+            format!("encryption key {}", self.keys_made),
+            hex::encode(key),
+        ));
+        (format!("key-{}", self.keys_made), key)
+    }
+
+    /// Puts the environment back to clean, loads the fixture, records the
+    /// base graph, and starts the heartbeat receiver, the agent and the workload.
+    pub async fn prepare(&mut self) -> Result<(), String> {
+        fault::heal_all(&self.env)
+            .await
+            .map_err(|e| format!("heal the environment: {e}"))?;
+        let source = self.admin("neo4j").await?;
+        for instance in ["neo4j", "neo4j-recovery"] {
+            let g = self.admin(instance).await?;
+            fixture::wipe(&g)
+                .await
+                .map_err(|e| format!("empty `{instance}`: {e}"))?;
+        }
+        for region in ["s3-primary", "s3-archive"] {
+            let bucket = self.admin_bucket(region)?;
+            let keys = bucket
+                .list("")
+                .await
+                .map_err(|e| format!("list `{region}`: {e}"))?;
+            for (key, _) in keys {
+                bucket
+                    .delete(&key)
+                    .await
+                    .map_err(|e| format!("empty `{region}`: {e}"))?;
+            }
+        }
+        match (self.scenario.fixture_path(), self.scenario.fixture.generate) {
+            (Some(path), _) => {
+                fixture::load_file(&source, &path)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            (None, Some(g)) => {
+                fixture::generate(&source, self.scenario.seed, g.nodes, g.rels)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            (None, None) => {}
+        }
+        if self.scenario.workload.is_some() {
+            workload::install_schema(&source)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let src = Neo4jSource::new(source.clone());
+        src.assign_ids().await.map_err(|e| e.to_string())?;
+        for r in src.export().await.map_err(|e| e.to_string())? {
+            self.base.apply(r);
+        }
+        self.collect_secrets();
+        let state = self.env.state();
+        self.receiver = Some(
+            heartbeat::Receiver::start(state.control_port, self.store.events.clone())
+                .await
+                .map_err(|e| format!("heartbeat receiver on port {}: {e}", state.control_port))?,
+        );
+        let token = env::random_secret(32);
+        self.secrets.push(("control token".into(), token.clone()));
+        let key = self.next_key();
+        let dir = self
+            .env
+            .dir()
+            .join("agents")
+            .join(self.store.dir.file_name().unwrap_or_default());
+        let _ = std::fs::remove_dir_all(&dir);
+        let setup = AgentSetup {
+            bin: self.opts.agent_bin.clone(),
+            dir,
+            log: self.store.dir.join("logs").join("agent.log"),
+            overrides: overrides(self.scenario),
+            token,
+            keys: vec![key],
+        };
+        let _ = std::fs::create_dir_all(self.store.dir.join("logs"));
+        let env = self.env.clone();
+        let agent = tokio::task::spawn_blocking(move || AgentProcess::start(&env, setup))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        self.agent = Some(agent);
+        self.events().push(EventKind::Agent {
+            action: "started".into(),
+        });
+        if let Some(w) = &self.scenario.workload {
+            let plan = Plan {
+                writers: w.writers,
+                rate: w.rate,
+                duration: w.duration.0,
+                mix: w.mix,
+                seed: self.scenario.seed,
+            };
+            let graph = self.admin("neo4j").await?;
+            let sink = self.store.history.clone();
+            self.workload = Some(tokio::spawn(workload::run(graph, plan, sink)));
+        }
+        Ok(())
+    }
+
+    /// Every secret the run could leak: passwords, S3 secret keys.
+    fn collect_secrets(&mut self) {
+        let state = self.env.state();
+        for (name, n) in &state.neo4j {
+            for (who, file) in [
+                ("admin", &n.admin_password_file),
+                ("agent", &n.agent_password_file),
+            ] {
+                if let Ok(pw) = env::read_secret(file) {
+                    self.secrets.push((format!("{name} {who} password"), pw));
+                }
+            }
+        }
+        for (name, s3) in &state.s3 {
+            for (who, file) in [
+                ("admin", &s3.admin_credentials_file),
+                ("agent", &s3.agent_credentials_file),
+            ] {
+                if let Ok(c) = load_s3_credentials(file) {
+                    self.secrets
+                        .push((format!("{name} {who} secret key"), c.secret_key));
+                }
+            }
+        }
+    }
+
+    fn agent(&self) -> Result<&AgentProcess, String> {
+        self.agent
+            .as_ref()
+            .ok_or_else(|| "the agent is not running".to_string())
+    }
+
+    /// Runs one step; an error means the drill itself broke (a failed job
+    /// is not one: it is recorded and judged).
+    pub async fn step(&mut self, i: usize, step: &Step) -> Result<String, String> {
+        if let Some(b) = &step.backup {
+            let body = json!({"kind": b.kind, "tier": b.tier.name()});
+            let job = self
+                .job_step(i, "backups", body, describe(step), &b.expect)
+                .await;
+            if let Some(job) = job.filter(|j| j.state == JobState::Succeeded)
+                && let Some(id) = &job.backup
+            {
+                self.backups.entry(b.tier).or_default().push(id.clone());
+                if let Some(name) = &step.id {
+                    self.named.insert(name.clone(), id.clone());
+                }
+            }
+            return Ok(self.last_job_line());
+        }
+        if let Some(r) = &step.restore {
+            return self
+                .restore(i, r.tier, &r.backup, &r.expect, describe(step))
+                .await;
+        }
+        if let Some(v) = &step.verify {
+            let Some(backup) = self.resolve(&v.backup, v.tier) else {
+                return Ok(self.nothing_to(i, "verify", v.tier, &v.expect, describe(step)));
+            };
+            let mut body = json!({"backup": backup, "tier": v.tier.name()});
+            if let Some(s) = v.sample {
+                body["sample"] = json!(s);
+            }
+            self.job_step(i, "verify", body, describe(step), &v.expect)
+                .await;
+            return Ok(self.last_job_line());
+        }
+        if let Some(c) = &step.copy {
+            let Some(backup) = self.resolve(&c.backup, c.from) else {
+                return Ok(self.nothing_to(i, "copy", c.from, &c.expect, describe(step)));
+            };
+            let body = json!({"backup": backup, "from": c.from.name(), "to": c.to.name()});
+            let job = self
+                .job_step(i, "copies", body, describe(step), &c.expect)
+                .await;
+            if job.is_some_and(|j| j.state == JobState::Succeeded) {
+                self.backups.entry(c.to).or_default().push(backup);
+            }
+            return Ok(self.last_job_line());
+        }
+        if let Some(f) = &step.fault {
+            return self.inject_fault(i, f).await;
+        }
+        if step.heal.is_some() {
+            self.heal_all().await?;
+            return Ok(String::new());
+        }
+        if let Some(d) = step.wait {
+            tokio::time::sleep(d.0).await;
+            return Ok(String::new());
+        }
+        if let Some(a) = step.agent {
+            return self.agent_action(a).await;
+        }
+        if let Some(r) = &step.region {
+            let tag = format!("region {}", r.region.component());
+            return match r.action {
+                RegionAction::Lose => {
+                    let f: Arc<dyn Fault> = Arc::new(RegionLoss::new(r.region.component(), r.wipe));
+                    self.inject(vec![f], tag, None).await
+                }
+                RegionAction::Restore => self.heal_tagged(&tag).await,
+            };
+        }
+        if let Some(n) = step.neo4j {
+            let tag = "neo4j password".to_string();
+            return match n {
+                Neo4jAction::RotatePassword => {
+                    let f: Arc<dyn Fault> = Arc::new(RotatePassword::new("neo4j"));
+                    self.inject(vec![f], tag, None).await
+                }
+                Neo4jAction::RestorePassword => self.heal_tagged(&tag).await,
+            };
+        }
+        if let Some(k) = step.key {
+            let key = self.next_key();
+            let mut keys = match k {
+                KeyAction::Rotate => self.agent()?.keys().to_vec(),
+                KeyAction::Replace => Vec::new(),
+            };
+            keys.push(key);
+            let env = self.env.clone();
+            let mut agent = self.agent.take().ok_or("the agent is not running")?;
+            let (agent, result) = tokio::task::spawn_blocking(move || {
+                let r = agent.set_keys(&env, keys);
+                (agent, r)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            self.agent = Some(agent);
+            result.map_err(|e| e.to_string())?;
+            return Ok(format!("agent restarted with key {}", self.keys_made));
+        }
+        // `workload = "wait"`.
+        self.wait_workload().await?;
+        Ok(format!("{} operations", self.ops.len()))
+    }
+
+    fn last_job_line(&self) -> String {
+        match self.expectations.last().and_then(|e| e.job.as_ref()) {
+            Some(j) => match &j.failure {
+                Some(f) => format!("{:?} ({:?}: {})", j.state, f.class, f.message),
+                None => format!(
+                    "{:?} in {:.1} s",
+                    j.state,
+                    j.finished_ms
+                        .unwrap_or(j.created_ms)
+                        .saturating_sub(j.created_ms) as f64
+                        / 1000.0
+                ),
+            },
+            None => "the job never ended".into(),
+        }
+    }
+
+    /// `latest` or a backup step's id, as a backup id in `tier`.
+    fn resolve(&self, reference: &str, tier: Tier) -> Option<String> {
+        if reference == "latest" {
+            self.backups.get(&tier).and_then(|b| b.last().cloned())
+        } else {
+            self.named.get(reference).cloned()
+        }
+    }
+
+    /// A job step with no backup to act on: judged like a job that never ran.
+    fn nothing_to(
+        &mut self,
+        i: usize,
+        what: &str,
+        tier: Tier,
+        expect: &Option<JobExpect>,
+        line: String,
+    ) -> String {
+        self.expectations.push(ExpectRecord {
+            step: i,
+            what: line,
+            job: None,
+            expect: to_expectation(expect),
+        });
+        format!("no successful backup in `{}` to {what}", tier.name())
+    }
+
+    /// Submits a job, follows it to its end, records it.
+    async fn job_step(
+        &mut self,
+        i: usize,
+        collection: &str,
+        body: serde_json::Value,
+        what: String,
+        expect: &Option<JobExpect>,
+    ) -> Option<Job> {
+        let agent = self.agent.as_ref()?;
+        let job = match agent.submit(&format!("/v1/{collection}"), body).await {
+            Ok(job) => {
+                let limit =
+                    Duration::from_millis(job.deadline_ms.saturating_sub(now_ms())) + FOLLOW_GRACE;
+                Some(agent.follow(collection, job, limit).await)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "job not accepted");
+                None
+            }
+        };
+        if let Some(job) = &job {
+            let catalog_present = match (collection, job.state, &job.backup) {
+                ("backups", JobState::Succeeded, Some(id)) => self
+                    .catalog(job_tier(&job.tier), id)
+                    .await
+                    .map(|_| true)
+                    .or(Some(false)),
+                _ => None,
+            };
+            self.events().push(EventKind::Job {
+                step: i,
+                job: job.clone(),
+                catalog_present,
+            });
+        }
+        self.expectations.push(ExpectRecord {
+            step: i,
+            what,
+            job: job.clone(),
+            expect: to_expectation(expect),
+        });
+        job
+    }
+
+    /// The catalog entry of `backup` in `tier`, read from storage directly.
+    async fn catalog(&self, tier: Option<Tier>, backup: &str) -> Option<CatalogEntry> {
+        let key = catalog_key(backup);
+        let bytes = match tier? {
+            Tier::Local => {
+                let dir = self
+                    .env
+                    .dir()
+                    .join("agents")
+                    .join(self.store.dir.file_name()?);
+                std::fs::read(dir.join("snapshots").join(&key)).ok()?
+            }
+            Tier::Primary => self.admin_bucket("s3-primary").ok()?.get(&key).await.ok()?,
+            Tier::Archive => self.admin_bucket("s3-archive").ok()?.get(&key).await.ok()?,
+        };
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    async fn restore(
+        &mut self,
+        i: usize,
+        tier: Tier,
+        reference: &str,
+        expect: &Option<JobExpect>,
+        what: String,
+    ) -> Result<String, String> {
+        let Some(backup) = self.resolve(reference, tier) else {
+            return Ok(self.nothing_to(i, "restore", tier, expect, what));
+        };
+        let recovery = self.admin("neo4j-recovery").await?;
+        fixture::wipe(&recovery)
+            .await
+            .map_err(|e| format!("empty the recovery database: {e}"))?;
+        let disaster_ms = now_ms();
+        let body = json!({"backup": backup, "tier": tier.name()});
+        let Some(job) = self.job_step(i, "restores", body, what, expect).await else {
+            return Ok(self.last_job_line());
+        };
+        let mut record = RestoreRecord {
+            step: i,
+            tier,
+            job: job.clone(),
+            disaster_ms,
+            queryable_ms: None,
+            graph: None,
+            claimed_ms: self
+                .catalog(Some(tier), &backup)
+                .await
+                .map(|c| c.recovery_point.time_ms),
+            subgraphs: BTreeMap::new(),
+        };
+        if job.state == JobState::Succeeded {
+            let n =
+                crate::bolt::query_i64(&recovery, query("MATCH (n) RETURN count(n) AS n")).await;
+            if n.is_ok() {
+                record.queryable_ms = Some(now_ms());
+                self.events().push(EventKind::Queryable {
+                    step: i,
+                    job: job.id.clone(),
+                });
+            }
+            let mut g = Graph::default();
+            for r in Neo4jSource::new(recovery.clone())
+                .export()
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                g.apply(r);
+            }
+            record.graph = Some(g);
+            record.subgraphs = self.subgraph_ids(&recovery).await?;
+        }
+        self.restores.push(record);
+        Ok(self.last_job_line())
+    }
+
+    /// Node ids of each named subgraph, as its Cypher finds them in `graph`.
+    async fn subgraph_ids(
+        &self,
+        graph: &neo4rs::Graph,
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+        let mut out = BTreeMap::new();
+        for s in &self.scenario.expect.subgraph {
+            let mut ids = BTreeSet::new();
+            let mut rows = graph
+                .execute(query(&s.cypher))
+                .await
+                .map_err(|e| format!("subgraph `{}`: {e}", s.name))?;
+            while let Some(row) = rows
+                .next()
+                .await
+                .map_err(|e| format!("subgraph `{}`: {e}", s.name))?
+            {
+                let id: String = row
+                    .get("id")
+                    .map_err(|e| format!("subgraph `{}`: column `id`: {e}", s.name))?;
+                ids.insert(id);
+            }
+            out.insert(s.name.clone(), ids);
+        }
+        Ok(out)
+    }
+
+    fn build_fault(&self, f: &FaultStep) -> Vec<Arc<dyn Fault>> {
+        let ms = |d: Option<crate::agent::config::Dur>| d.map_or(0, |d| d.0.as_millis() as u64);
+        let Some(link) = f.link.map(|l| l.link()) else {
+            let region = f.region.map_or("s3-primary", |r| r.component());
+            return vec![Arc::new(AccessDenied::new(region))];
+        };
+        let kind = match f.kind {
+            FaultKind::Partition => return vec![Arc::new(Partition { link })],
+            FaultKind::AccessDenied => {
+                let region = f.region.map_or("s3-primary", |r| r.component());
+                return vec![Arc::new(AccessDenied::new(region))];
+            }
+            FaultKind::Latency => ToxicKind::Latency {
+                latency_ms: ms(f.latency),
+                jitter_ms: ms(f.jitter),
+            },
+            FaultKind::Timeout => ToxicKind::Timeout {
+                timeout_ms: ms(f.after),
+            },
+            FaultKind::Reset => ToxicKind::ResetPeer {
+                timeout_ms: ms(f.after),
+            },
+            FaultKind::Bandwidth => ToxicKind::Bandwidth {
+                rate_kb_s: f.rate_kb_s.unwrap_or(0),
+            },
+            FaultKind::SlowClose => ToxicKind::SlowClose {
+                delay_ms: ms(f.delay),
+            },
+        };
+        // Both directions: a request held on its way in is what a slow
+        // network does to heartbeats and uploads alike.
+        let down = Toxic::new(kind.clone());
+        let up = Toxic {
+            name: format!("{}_upstream", down.name),
+            stream: Stream::Upstream,
+            kind,
+        };
+        vec![
+            Arc::new(LinkToxic::new(link, down)),
+            Arc::new(LinkToxic::new(link, up)),
+        ]
+    }
+
+    async fn inject_fault(&mut self, i: usize, f: &FaultStep) -> Result<String, String> {
+        let parts = self.build_fault(f);
+        let n = self.faults.len();
+        if let Some(expect) = f.heartbeat {
+            self.heartbeat_windows.push(HeartbeatWindow {
+                fault: n,
+                step: i,
+                expect,
+            });
+        }
+        self.inject(parts, format!("fault {n}"), f.duration.map(|d| d.0))
+            .await
+    }
+
+    /// Injects a fault's parts; with `heal_after`, a timer heals it.
+    async fn inject(
+        &mut self,
+        parts: Vec<Arc<dyn Fault>>,
+        tag: String,
+        heal_after: Option<Duration>,
+    ) -> Result<String, String> {
+        let what = parts.first().map(|p| p.describe()).unwrap_or_default();
+        for p in &parts {
+            p.inject(&self.env)
+                .await
+                .map_err(|e| format!("inject {what}: {e}"))?;
+        }
+        let n = self.faults.len();
+        self.events().push(EventKind::FaultInjected {
+            fault: n,
+            what: what.clone(),
+        });
+        let healed = Arc::new(AtomicBool::new(false));
+        if let Some(after) = heal_after {
+            let (env, events, parts, healed, what) = (
+                self.env.clone(),
+                self.events().clone(),
+                parts.clone(),
+                healed.clone(),
+                what.clone(),
+            );
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                heal(&env, &events, n, &parts, &healed, &what).await;
+            });
+        }
+        self.faults.push(Injected {
+            parts,
+            what: what.clone(),
+            healed,
+            tag,
+        });
+        Ok(what)
+    }
+
+    async fn heal_tagged(&mut self, tag: &str) -> Result<String, String> {
+        let found = self
+            .faults
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, f)| f.tag == tag && !f.healed.load(Ordering::SeqCst));
+        let Some((n, f)) = found else {
+            return Err(format!("nothing to undo: no `{tag}` fault in place"));
+        };
+        heal(&self.env, self.events(), n, &f.parts, &f.healed, &f.what).await;
+        Ok(format!("healed {}", f.what))
+    }
+
+    /// Heals every fault still in place, then checks nothing is left.
+    async fn heal_all(&mut self) -> Result<(), String> {
+        for (n, f) in self.faults.iter().enumerate() {
+            heal(&self.env, self.events(), n, &f.parts, &f.healed, &f.what).await;
+        }
+        fault::heal_all(&self.env)
+            .await
+            .map_err(|e| format!("heal: {e}"))
+    }
+
+    async fn agent_action(&mut self, a: AgentAction) -> Result<String, String> {
+        let mut agent = self.agent.take().ok_or("the agent is not running")?;
+        let env = self.env.clone();
+        let (agent, result) = tokio::task::spawn_blocking(move || {
+            let r = match a {
+                AgentAction::Kill => {
+                    agent.kill();
+                    Ok(())
+                }
+                AgentAction::Pause => {
+                    agent.pause();
+                    Ok(())
+                }
+                AgentAction::Resume => {
+                    agent.resume();
+                    Ok(())
+                }
+                AgentAction::Restart => agent.restart(&env),
+            };
+            (agent, r)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        self.agent = Some(agent);
+        result.map_err(|e| e.to_string())?;
+        self.events().push(EventKind::Agent {
+            action: format!("{a:?}").to_lowercase(),
+        });
+        Ok(String::new())
+    }
+
+    async fn wait_workload(&mut self) -> Result<(), String> {
+        if let Some(w) = self.workload.take() {
+            self.progress.status("waiting for the workload to finish");
+            self.ops = w
+                .await
+                .map_err(|e| format!("workload: {e}"))?
+                .map_err(|e| format!("workload: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Ends the drill: the workload finishes, every fault is healed, the
+    /// agent stops. Runs even when a step broke the drill off.
+    pub async fn finish(&mut self) -> Result<(), String> {
+        let workload = self.wait_workload().await;
+        let healed = self.heal_all().await;
+        if let Some(mut agent) = self.agent.take() {
+            let _ = tokio::task::spawn_blocking(move || agent.stop()).await;
+            self.events().push(EventKind::Agent {
+                action: "stopped".into(),
+            });
+        }
+        self.receiver = None;
+        let source = match self.admin("neo4j").await {
+            Ok(g) => self.subgraph_ids(&g).await,
+            Err(e) => Err(e),
+        };
+        self.source_subgraphs = source.clone().unwrap_or_default();
+        workload.and(healed).and(source.map(|_| ()))
+    }
+
+    pub fn ops(&self) -> Vec<Op> {
+        self.ops.clone()
+    }
+
+    /// Component logs to keep with the run.
+    pub fn logs(&self) -> Vec<(String, std::path::PathBuf)> {
+        let d = self.env.dir();
+        vec![
+            ("neo4j".into(), d.join("neo4j/console.log")),
+            ("neo4j-debug".into(), d.join("neo4j/logs/debug.log")),
+            (
+                "neo4j-recovery".into(),
+                d.join("neo4j-recovery/console.log"),
+            ),
+            ("s3-primary".into(), d.join("s3-primary/weed.log")),
+            ("s3-archive".into(), d.join("s3-archive/weed.log")),
+            ("toxiproxy".into(), d.join("toxiproxy/toxiproxy.log")),
+        ]
+    }
+
+    /// Everything the checkers need, taken out of the drill.
+    pub fn evidence(&mut self) -> Evidence {
+        let setting = |section: &str, field: &str| {
+            self.scenario
+                .agent
+                .get(section)
+                .and_then(|s| s.get(field))
+                .cloned()
+        };
+        let ms = |v: Option<toml::Value>, default: u64| {
+            v.and_then(|v| v.as_str().and_then(|s| humantime::parse_duration(s).ok()))
+                .map_or(default, |d| d.as_millis() as u64)
+        };
+        Evidence {
+            base: std::mem::take(&mut self.base),
+            ops: self.ops.clone(),
+            restores: std::mem::take(&mut self.restores),
+            expectations: std::mem::take(&mut self.expectations),
+            heartbeat_windows: std::mem::take(&mut self.heartbeat_windows),
+            source_subgraphs: std::mem::take(&mut self.source_subgraphs),
+            secrets: self.secrets.clone(),
+            events: self.store.events.snapshot(),
+            max_retries: setting("transfer", "max_retries")
+                .and_then(|v| v.as_integer())
+                .map_or(2, |v| v.max(0) as u32),
+            heartbeat_interval_ms: ms(setting("heartbeat", "interval"), 1_000),
+            offline_threshold_ms: ms(setting("heartbeat", "offline_threshold"), 3_000),
+        }
+    }
+}
+
+fn job_tier(name: &str) -> Option<Tier> {
+    match name {
+        "local" => Some(Tier::Local),
+        "primary" => Some(Tier::Primary),
+        "archive" => Some(Tier::Archive),
+        _ => None,
+    }
+}
+
+/// Heals one fault once and records it.
+async fn heal(
+    env: &Environment,
+    events: &Events,
+    n: usize,
+    parts: &[Arc<dyn Fault>],
+    healed: &AtomicBool,
+    what: &str,
+) {
+    if healed.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    for p in parts {
+        if let Err(e) = p.heal(env).await {
+            tracing::warn!(error = %e, fault = what, "heal failed");
+        }
+    }
+    events.push(EventKind::FaultHealed {
+        fault: n,
+        what: what.to_string(),
+    });
+}

@@ -1,0 +1,455 @@
+//! Scenario files (`scenarios/*.toml`): what a drill starts from, what it
+//! writes, the timeline of steps, and what it expects. Unknown fields are
+//! refused; every error names file:line:column, the field's path and what
+//! was expected.
+
+mod load;
+
+pub use load::{ScenarioError, load, load_all};
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::config::Dur;
+use crate::api::{BackupKind, FailureClass};
+use crate::env::Link;
+use crate::workload::Mix;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Seeds the generator, the workload's choices and the key material.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    #[serde(default)]
+    pub environment: Sizes,
+    pub fixture: Fixture,
+    pub workload: Option<WorkloadSpec>,
+    /// Overrides of graph-agent settings: `[agent.transfer] max_retries = 1`.
+    #[serde(default)]
+    pub agent: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    #[serde(rename = "step", default)]
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub expect: Expect,
+    /// The file it was read from (set by [`load`]).
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sizes {
+    /// JVM heap of each Neo4j, in MiB.
+    #[serde(default = "default_heap")]
+    pub neo4j_heap_mb: u32,
+}
+
+fn default_heap() -> u32 {
+    384
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Self {
+            neo4j_heap_mb: default_heap(),
+        }
+    }
+}
+
+/// Exactly one of `file` (relative to the scenario file) and `generate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixture {
+    pub file: Option<PathBuf>,
+    pub generate: Option<Generate>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generate {
+    pub nodes: u64,
+    pub rels: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    #[serde(default = "default_writers")]
+    pub writers: u32,
+    /// Transactions per second across all writers.
+    #[serde(default = "default_rate")]
+    pub rate: f64,
+    pub duration: Dur,
+    #[serde(default)]
+    pub mix: Mix,
+}
+
+fn default_writers() -> u32 {
+    2
+}
+fn default_rate() -> f64 {
+    20.0
+}
+
+/// The drill's tiers, as configured in the agent the runner starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    Local,
+    Primary,
+    Archive,
+}
+
+impl Tier {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Local => "local",
+            Tier::Primary => "primary",
+            Tier::Archive => "archive",
+        }
+    }
+}
+
+/// A region's object store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Region {
+    Primary,
+    Archive,
+}
+
+impl Region {
+    /// The environment component holding this region.
+    pub fn component(self) -> &'static str {
+        match self {
+            Region::Primary => "s3-primary",
+            Region::Archive => "s3-archive",
+        }
+    }
+}
+
+/// One of the agent's network links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkName {
+    Neo4j,
+    Neo4jRecovery,
+    S3Primary,
+    S3Archive,
+    Control,
+}
+
+impl LinkName {
+    pub fn link(self) -> Link {
+        match self {
+            LinkName::Neo4j => Link::Neo4j,
+            LinkName::Neo4jRecovery => Link::Neo4jRecovery,
+            LinkName::S3Primary => Link::S3Primary,
+            LinkName::S3Archive => Link::S3Archive,
+            LinkName::Control => Link::Control,
+        }
+    }
+}
+
+/// One step of the timeline: exactly one action, optionally not before
+/// `at` (an offset from the drill's start).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub at: Option<Dur>,
+    /// Names the step's backup, for a later `restore { backup = "<id>" }`.
+    pub id: Option<String>,
+    pub backup: Option<BackupStep>,
+    pub restore: Option<RestoreStep>,
+    pub verify: Option<VerifyStep>,
+    pub copy: Option<CopyStep>,
+    pub fault: Option<FaultStep>,
+    /// `heal = "all"`: heals every fault in place.
+    pub heal: Option<HealAll>,
+    pub wait: Option<Dur>,
+    pub agent: Option<AgentAction>,
+    pub region: Option<RegionStep>,
+    pub neo4j: Option<Neo4jAction>,
+    pub key: Option<KeyAction>,
+    /// `workload = "wait"`: waits until the workload has finished.
+    pub workload: Option<WorkloadAction>,
+}
+
+impl Step {
+    /// Names of the actions set (a valid step has exactly one).
+    pub fn actions(&self) -> Vec<&'static str> {
+        [
+            ("backup", self.backup.is_some()),
+            ("restore", self.restore.is_some()),
+            ("verify", self.verify.is_some()),
+            ("copy", self.copy.is_some()),
+            ("fault", self.fault.is_some()),
+            ("heal", self.heal.is_some()),
+            ("wait", self.wait.is_some()),
+            ("agent", self.agent.is_some()),
+            ("region", self.region.is_some()),
+            ("neo4j", self.neo4j.is_some()),
+            ("key", self.key.is_some()),
+            ("workload", self.workload.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(name, _)| name)
+        .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectedState {
+    Succeeded,
+    Failed,
+}
+
+/// What a job step expects; without one, the job must succeed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobExpect {
+    pub state: ExpectedState,
+    pub class: Option<FailureClass>,
+    /// From the request to the job's end.
+    pub within: Option<Dur>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupStep {
+    pub kind: BackupKind,
+    pub tier: Tier,
+    pub expect: Option<JobExpect>,
+}
+
+fn latest() -> String {
+    "latest".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreStep {
+    /// `latest` (the newest successful backup in `tier`) or a backup step's `id`.
+    #[serde(default = "latest")]
+    pub backup: String,
+    pub tier: Tier,
+    pub expect: Option<JobExpect>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyStep {
+    #[serde(default = "latest")]
+    pub backup: String,
+    pub tier: Tier,
+    pub sample: Option<f64>,
+    pub expect: Option<JobExpect>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyStep {
+    #[serde(default = "latest")]
+    pub backup: String,
+    pub from: Tier,
+    pub to: Tier,
+    pub expect: Option<JobExpect>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    Latency,
+    Timeout,
+    Reset,
+    Bandwidth,
+    SlowClose,
+    Partition,
+    AccessDenied,
+}
+
+/// What the heartbeat receiver must see while a fault is in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeartbeatExpect {
+    /// Offline within threshold + one interval; online again as fast after the heal.
+    Offline,
+    /// Never offline.
+    Online,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultStep {
+    pub kind: FaultKind,
+    /// The link, for network faults.
+    pub link: Option<LinkName>,
+    /// The region, for `access_denied`.
+    pub region: Option<Region>,
+    pub latency: Option<Dur>,
+    pub jitter: Option<Dur>,
+    /// For `timeout` and `reset`: when the connection is cut (0: never).
+    pub after: Option<Dur>,
+    pub rate_kb_s: Option<u64>,
+    pub delay: Option<Dur>,
+    /// Heals itself after this long; otherwise at a `heal` step or the end.
+    #[serde(rename = "for")]
+    pub duration: Option<Dur>,
+    pub heartbeat: Option<HeartbeatExpect>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealAll {
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentAction {
+    /// SIGKILL.
+    Kill,
+    /// SIGSTOP: the process hangs, connections stay open.
+    Pause,
+    /// SIGCONT.
+    Resume,
+    /// Starts it again (after a kill), or stops and starts it.
+    Restart,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionAction {
+    Lose,
+    Restore,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionStep {
+    pub action: RegionAction,
+    pub region: Region,
+    /// With `lose`: the region's data is gone too.
+    #[serde(default)]
+    pub wipe: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Neo4jAction {
+    /// Changes the agent's Neo4j password behind its back.
+    RotatePassword,
+    /// Puts back the password the agent knows.
+    RestorePassword,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyAction {
+    /// A new current key; older keys stay for reading (agent restarts).
+    Rotate,
+    /// A different key and no other: restores of older backups must fail
+    /// with class `integrity` (agent restarts).
+    Replace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadAction {
+    Wait,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The largest acceptable RPO per restore.
+    pub rpo_max: Option<Dur>,
+    #[serde(default)]
+    pub restore_sla: Slas,
+    /// Judge restored graphs against the expected graph.
+    #[serde(default = "yes")]
+    pub consistency: bool,
+    #[serde(default)]
+    pub subgraph: Vec<Subgraph>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Self {
+            rpo_max: None,
+            restore_sla: Slas::default(),
+            consistency: true,
+            subgraph: Vec::new(),
+        }
+    }
+}
+
+/// Restore SLA per tier; the defaults are the seed's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slas {
+    #[serde(default = "sla_local")]
+    pub local: Dur,
+    #[serde(default = "sla_primary")]
+    pub primary: Dur,
+    #[serde(default = "sla_archive")]
+    pub archive: Dur,
+}
+
+fn sla_local() -> Dur {
+    Dur(std::time::Duration::from_secs(5 * 60))
+}
+fn sla_primary() -> Dur {
+    Dur(std::time::Duration::from_secs(30 * 60))
+}
+fn sla_archive() -> Dur {
+    Dur(std::time::Duration::from_secs(2 * 3600))
+}
+
+impl Default for Slas {
+    fn default() -> Self {
+        Self {
+            local: sla_local(),
+            primary: sla_primary(),
+            archive: sla_archive(),
+        }
+    }
+}
+
+impl Slas {
+    pub fn of(&self, tier: Tier) -> Dur {
+        match tier {
+            Tier::Local => self.local,
+            Tier::Primary => self.primary,
+            Tier::Archive => self.archive,
+        }
+    }
+}
+
+/// A named part of the graph: Cypher returning the `_gid`s of its nodes
+/// as column `id`. It runs on the source after the workload and on each
+/// restored graph; the subgraph is the union, and relationships between
+/// its nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subgraph {
+    pub name: String,
+    pub cypher: String,
+}
