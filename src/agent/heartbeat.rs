@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::defect::{self, Defect};
 use super::service::{Agent, now_ms};
 use crate::api::Heartbeat;
 
@@ -23,6 +24,9 @@ pub fn spawn(agent: Arc<Agent>) -> tokio::task::JoinHandle<()> {
         let mut sequence = 0u64;
         loop {
             tick.tick().await;
+            if defect::active(Defect::QuietHeartbeats) && agent.summary().running > 0 {
+                continue;
+            }
             sequence += 1;
             let beat = Heartbeat {
                 agent_id: agent.config.agent.id.clone(),

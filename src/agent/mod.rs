@@ -8,6 +8,7 @@
 //! ([`heartbeat`]).
 
 pub mod config;
+pub mod defect;
 pub mod heartbeat;
 pub mod repo;
 pub mod retry;

@@ -1,6 +1,7 @@
 //! Bounded retries with exponential backoff and full jitter, for transient
 //! failures only: a `permission` or `auth` failure is final at once.
 
+use super::defect::{self, Defect};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -45,7 +46,11 @@ impl RetryPolicy {
         loop {
             match op().await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.class.is_transient() && retries < self.max_retries => {
+                Err(e)
+                    if (e.class.is_transient() && retries < self.max_retries)
+                        || (e.class == crate::api::FailureClass::Permission
+                            && defect::active(Defect::RetryAccessDenied)) =>
+                {
                     on_retry(&e);
                     tokio::time::sleep(self.backoff(retries)).await;
                     retries += 1;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{OnceCell, Semaphore};
 
 use super::config::{AgentConfig, Tier, TierKind};
+use super::defect::{self, Defect};
 use super::repo::{Keyring, Manifest, RecoveryPoint, Repository, Store};
 use super::retry::{Attempt, RetryPolicy};
 use super::source::{Neo4jSource, capture};
@@ -213,6 +214,11 @@ impl Agent {
         let created = now_ms();
         let id = format!("job-{}", self.next_job.fetch_add(1, Ordering::SeqCst));
         let deadline = self.config.transfer.job_deadline.0;
+        let enforced = if defect::active(Defect::HangOnConnection) {
+            Duration::from_secs(365 * 86_400)
+        } else {
+            deadline
+        };
         let job = Job {
             id: id.clone(),
             kind,
@@ -237,7 +243,7 @@ impl Agent {
             let started = tokio::time::Instant::now();
             // Waiting for a slot counts against the deadline too: a job never
             // stays queued or running past it.
-            let outcome = tokio::time::timeout(deadline, async {
+            let outcome = tokio::time::timeout(enforced, async {
                 let _slot = agent
                     .slots
                     .acquire()
@@ -436,7 +442,11 @@ impl Agent {
                     t.endpoint.as_deref().unwrap_or_default(),
                     &creds,
                     t.bucket.as_deref().unwrap_or_default(),
-                    self.config.transfer.request_timeout.0,
+                    if defect::active(Defect::HangOnConnection) {
+                        Duration::from_secs(365 * 86_400)
+                    } else {
+                        self.config.transfer.request_timeout.0
+                    },
                 )
                 .map_err(|e| JobError::new(FailureClass::Internal, e.to_string()))?;
                 Store::S3(bucket)
@@ -488,11 +498,15 @@ impl Agent {
         self.update(id, |j| j.backup_kind = Some(kind));
         let since = parent.as_ref().map(|p| p.seq);
         let t = std::time::Instant::now();
-        let cut = self
+        let mut cut = self
             .attempt(id, || {
                 Box::pin(async { source.cut(since).await.map_err(JobError::from) })
             })
             .await?;
+        if defect::active(Defect::DropDeletions) {
+            cut.records
+                .retain(|r| !matches!(r, Record::DeleteNode(_) | Record::DeleteRel(_)));
+        }
         self.phase(id, "cut", t);
         let t = std::time::Instant::now();
         let mut enc = Encoder::default();
@@ -513,8 +527,16 @@ impl Agent {
         self.phase(id, "encode", t);
         let t = std::time::Instant::now();
         let concurrency = self.config.transfer.upload_concurrency as usize;
-        let (_, stats) = self
-            .attempt(id, || {
+        let (_, stats) = if defect::active(Defect::EarlySuccess) {
+            let repo = self.repository(tier).await?;
+            let (m, bytes) = (manifest.clone(), enc.bytes().to_vec());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let _ = repo.write_backup(m, &bytes, concurrency).await;
+            });
+            (manifest.clone(), Default::default())
+        } else {
+            self.attempt(id, || {
                 Box::pin(async {
                     let repo = self.repository(tier).await?;
                     repo.write_backup(manifest.clone(), enc.bytes(), concurrency)
@@ -522,7 +544,8 @@ impl Agent {
                         .map_err(JobError::from)
                 })
             })
-            .await?;
+            .await?
+        };
         self.phase(id, "upload", t);
         *self
             .metrics

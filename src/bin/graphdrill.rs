@@ -52,9 +52,13 @@ enum Command {
         #[arg(long, default_value = "reports")]
         report_dir: PathBuf,
         /// Leaves the environment running afterwards (stop it with
-        /// `graphdrill env down --name drill`).
+        /// `graphdrill env down --name NAME`).
         #[arg(long)]
         keep_env: bool,
+        /// The environment to run in: reused while all of it runs (and then
+        /// left running), started otherwise.
+        #[arg(long, default_value = "drill")]
+        env_name: String,
         /// The graph-agent executable (default: beside graphdrill).
         #[arg(long, env = "GRAPHDRILL_AGENT")]
         agent: Option<PathBuf>,
@@ -142,6 +146,7 @@ fn main() -> ExitCode {
             tags,
             report_dir,
             keep_env,
+            env_name,
             agent,
         } => {
             let opts = RunOptions {
@@ -149,7 +154,7 @@ fn main() -> ExitCode {
                 seed,
                 agent_bin: agent.unwrap_or_else(drill::agent::default_bin),
             };
-            return runtime.block_on(run_drills(&paths, &tags, opts, keep_env));
+            return runtime.block_on(run_drills(&paths, &tags, opts, &env_name, keep_env));
         }
         other => Cli { command: other },
     };
@@ -322,6 +327,7 @@ async fn run_drills(
     paths: &[PathBuf],
     tags: &[String],
     opts: RunOptions,
+    env_name: &str,
     keep_env: bool,
 ) -> ExitCode {
     let Some(mut scenarios) = load(paths) else {
@@ -349,7 +355,7 @@ async fn run_drills(
         }
     };
     let env_opts = EnvOptions {
-        name: "drill".into(),
+        name: env_name.into(),
         neo4j_heap_mb: scenarios
             .iter()
             .map(|s| s.environment.neo4j_heap_mb)
@@ -415,7 +421,7 @@ async fn run_drills(
     }
     match std::sync::Arc::try_unwrap(env) {
         Ok(env) if (keep_env || reused) && !interrupted => {
-            eprintln!("environment left running: graphdrill env down --name drill");
+            eprintln!("environment left running: graphdrill env down --name {env_name}");
             env.detach();
         }
         Ok(env) => {

@@ -1,0 +1,68 @@
+//! Named defects for graphdrill's self-test: a drill must fail on the
+//! check that should catch each one. Compiled in only with the cargo
+//! feature `defects` (off by default) and switched on per process by
+//! `GRAPH_AGENT_DEFECTS=name,name`; without the feature, [`active`] is
+//! always false and the optimiser removes every hook.
+
+/// A deliberate bug, each modelled on a quiet way real backups fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Defect {
+    /// Reports a backup succeeded while its upload is still going on.
+    EarlySuccess,
+    /// Treats `AccessDenied` as transient and retries it without bound.
+    RetryAccessDenied,
+    /// Leaves deletions out of incremental backups.
+    DropDeletions,
+    /// Sends no heartbeat while a job runs.
+    QuietHeartbeats,
+    /// Waits forever on a hung connection: no request timeout, no deadline.
+    HangOnConnection,
+}
+
+impl Defect {
+    pub const ALL: [Defect; 5] = [
+        Defect::EarlySuccess,
+        Defect::RetryAccessDenied,
+        Defect::DropDeletions,
+        Defect::QuietHeartbeats,
+        Defect::HangOnConnection,
+    ];
+
+    /// The name used in `GRAPH_AGENT_DEFECTS`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Defect::EarlySuccess => "early-success",
+            Defect::RetryAccessDenied => "retry-access-denied",
+            Defect::DropDeletions => "drop-deletions",
+            Defect::QuietHeartbeats => "quiet-heartbeats",
+            Defect::HangOnConnection => "hang-on-connection",
+        }
+    }
+}
+
+/// Whether `defect` is switched on in this process.
+#[cfg(feature = "defects")]
+pub fn active(defect: Defect) -> bool {
+    static ON: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    ON.get_or_init(|| {
+        let list = std::env::var("GRAPH_AGENT_DEFECTS").unwrap_or_default();
+        let on: Vec<String> = list
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !on.is_empty() {
+            tracing::warn!(defects = ?on, "running with deliberate defects (self-test)");
+        }
+        on
+    })
+    .iter()
+    .any(|n| n == defect.name())
+}
+
+/// Whether `defect` is switched on in this process: never, without the
+/// `defects` feature.
+#[cfg(not(feature = "defects"))]
+pub fn active(_defect: Defect) -> bool {
+    false
+}

@@ -1,0 +1,206 @@
+//! `graphdrill run` end to end, on the real servers: the shipped scenarios
+//! pass against the correct agent, and (with the `defects` feature) each
+//! deliberate agent bug fails the drill on the check that should catch it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{serial, shared_env};
+use serde_json::Value;
+
+fn graphdrill(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_graphdrill"));
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("GRAPHDRILL_AGENT", env!("CARGO_BIN_EXE_graph-agent"))
+        .env("GRAPHDRILL_LOG", "warn");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("graphdrill runs")
+}
+
+/// Runs scenarios in the shared environment; returns the exit code and
+/// the reports, by scenario name.
+async fn run(paths: &[&str], envs: &[(&'static str, &'static str)]) -> (i32, Vec<Value>, String) {
+    let env = shared_env();
+    let name = env
+        .dir()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let reports = tempfile::tempdir().unwrap();
+    let dir = reports.path().to_string_lossy().into_owned();
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--env-name".into(),
+        name,
+        "--report-dir".into(),
+        dir,
+    ];
+    args.extend(paths.iter().map(|s| s.to_string()));
+    let envs = envs.to_vec();
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        graphdrill(&args, &envs)
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(reports.path()).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_name() == "latest" || !path.is_dir() {
+            continue;
+        }
+        let report: Value =
+            serde_json::from_slice(&std::fs::read(path.join("report.json")).unwrap()).unwrap();
+        check_run_folder(&path, &report);
+        found.push(report);
+    }
+    (out.status.code().unwrap_or(-1), found, stderr)
+}
+
+/// Every run folder holds the full store, and the JUnit file has one case per check.
+fn check_run_folder(dir: &Path, report: &Value) {
+    for f in [
+        "report.json",
+        "junit.xml",
+        "report.html",
+        "events.jsonl",
+        "history.jsonl",
+        "logs/agent.log",
+    ] {
+        assert!(dir.join(f).is_file(), "{} lacks {f}", dir.display());
+    }
+    assert_eq!(report["schema"], 1);
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), checks.len(), "{junit}");
+}
+
+fn failing(report: &Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c["name"].as_str().unwrap(),
+                c["summary"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_shipped_scenarios_are_valid_and_listed() {
+    let out = graphdrill(&["validate", "scenarios"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = graphdrill(&["list"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "smoke",
+        "access-denied",
+        "s3-timeout",
+        "control-partition",
+        "region-loss",
+    ] {
+        assert!(text.contains(name), "{text}");
+    }
+}
+
+#[test]
+fn an_invalid_scenario_is_refused_with_its_file_line_column_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file: PathBuf = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "name = \"bad\"\ndescription = \"x\"\n[fixture]\ngenerate = { nodes = 1, rels = 0 }\n\
+         [[step]]\nfault = { kind = \"earthquake\", link = \"neo4j\" }\n",
+    )
+    .unwrap();
+    let out = graphdrill(&["validate", file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:6:", file.display())), "{err}");
+    assert!(err.contains("step[0].fault.kind"), "{err}");
+    assert!(
+        err.contains("earthquake") && err.contains("access_denied"),
+        "{err}"
+    );
+    // `run` refuses it the same way, before starting anything.
+    let out = graphdrill(&["run", file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_correct_agent_passes_every_shipped_scenario() {
+    let _guard = serial().await;
+    let (code, reports, stderr) = run(&["scenarios"], &[]).await;
+    let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"))
+        .unwrap()
+        .count();
+    assert_eq!(reports.len(), shipped, "{stderr}");
+    for r in &reports {
+        assert_eq!(
+            r["verdict"],
+            "pass",
+            "{}: {:?}\n{stderr}",
+            r["scenario"],
+            failing(r)
+        );
+    }
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// Each defect, a scenario that provokes it, and the check that must catch it.
+#[cfg(feature = "defects")]
+const DEFECTS: [(&str, &str, &str); 5] = [
+    ("early-success", "smoke", "agent-claims"),
+    ("retry-access-denied", "access-denied", "step[2]"),
+    ("drop-deletions", "smoke", "consistency[step 3]"),
+    (
+        "quiet-heartbeats",
+        "latency-below-threshold",
+        "heartbeat[step 1]",
+    ),
+    ("hang-on-connection", "s3-timeout", "no-stuck-jobs"),
+];
+
+#[cfg(feature = "defects")]
+#[tokio::test(flavor = "multi_thread")]
+async fn each_defect_fails_the_drill_on_the_check_that_should_catch_it() {
+    let _guard = serial().await;
+    for (defect, scenario, check) in DEFECTS {
+        let path = format!("scenarios/{scenario}");
+        let (code, reports, stderr) = run(&[&path], &[("GRAPH_AGENT_DEFECTS", defect)]).await;
+        assert_eq!(code, 1, "{defect} on {scenario}: exit {code}\n{stderr}");
+        let failed = failing(&reports[0]);
+        assert!(
+            failed.iter().any(|f| f.starts_with(check)),
+            "{defect} on {scenario} was not caught by `{check}`; failing checks: {failed:?}"
+        );
+    }
+}
+
+#[cfg(feature = "defects")]
+#[test]
+fn every_defect_is_exercised() {
+    use graphdrill::agent::defect::Defect;
+    for d in Defect::ALL {
+        assert!(
+            DEFECTS.iter().any(|(name, _, _)| *name == d.name()),
+            "{d:?} has no self-test"
+        );
+    }
+}
