@@ -149,6 +149,9 @@ fn main() -> ExitCode {
             env_name,
             agent,
         } => {
+            if agent.is_none() {
+                build_agent_under_cargo();
+            }
             let opts = RunOptions {
                 reports: report_dir,
                 seed,
@@ -430,4 +433,29 @@ async fn run_drills(
         Err(env) => env.down(),
     }
     worst
+}
+
+/// Under `cargo run`, builds graph-agent too (cargo builds only the binary
+/// it runs), with the same profile and features, so a drill never runs a
+/// stale agent.
+fn build_agent_under_cargo() {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return;
+    };
+    if std::env::var_os("CARGO_MANIFEST_DIR").is_none() {
+        return;
+    }
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--quiet", "--bin", "graph-agent"]);
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    if cfg!(feature = "defects") {
+        cmd.args(["--features", "defects"]);
+    }
+    match cmd.status() {
+        Ok(s) if s.success() => {}
+        Ok(s) => eprintln!("warning: building graph-agent failed ({s}); using what is there"),
+        Err(e) => eprintln!("warning: cannot run cargo to build graph-agent: {e}"),
+    }
 }

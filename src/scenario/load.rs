@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use super::{FaultKind, Scenario, Step};
 
 /// Why a scenario file is invalid: where, which field, what was expected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}:{line}:{column}: {path}: {message}", file.display())]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioError {
     pub file: PathBuf,
     pub line: usize,
@@ -15,6 +14,26 @@ pub struct ScenarioError {
     pub path: String,
     pub message: String,
 }
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            // Not a position in the file: the file itself.
+            0 => write!(f, "{}: {}", self.file.display(), self.message),
+            _ => write!(
+                f,
+                "{}:{}:{}: {}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.path,
+                self.message
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
 
 /// Reads and validates one scenario file.
 pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
@@ -25,7 +44,8 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
         path: path.to_string(),
         message,
     };
-    let text = std::fs::read_to_string(file).map_err(|e| at(0, 0, "(file)", e.to_string()))?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| at(0, 0, "(file)", format!("cannot read: {e}")))?;
     let de = toml::Deserializer::parse(&text).map_err(|e| {
         let (line, column) = position(&text, e.span().map_or(0, |s| s.start));
         at(line, column, "(syntax)", e.message().to_string())
