@@ -71,14 +71,48 @@ impl From<source::SourceError> for JobError {
             FailureClass::Auth
         } else if lower.contains("timed out") || lower.contains("timeout") {
             FailureClass::Timeout
-        } else if lower.contains("io error")
-            || lower.contains("connection")
-            || lower.contains("broken pipe")
+        } else if [
+            "io error",
+            "ioerror",
+            "unexpectedeof",
+            "connection",
+            "broken pipe",
+            "reset by peer",
+            "refused",
+        ]
+        .iter()
+        .any(|needle| lower.contains(needle))
         {
             FailureClass::Network
         } else {
             FailureClass::Internal
         };
         Self::new(class, m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class_of(message: &str) -> FailureClass {
+        JobError::from(source::SourceError {
+            op: "cut",
+            message: message.into(),
+        })
+        .class
+    }
+
+    #[test]
+    fn a_connection_cut_mid_read_is_a_network_failure() {
+        // What neo4rs 0.8 says when a partition cuts a PULL.
+        let cut = "unexpected response for PULL: Err(IOError { detail: Kind(UnexpectedEof) })";
+        assert_eq!(class_of(cut), FailureClass::Network);
+        assert_eq!(
+            class_of("Connection refused (os error 111)"),
+            FailureClass::Network
+        );
+        assert_eq!(class_of("The client is unauthorized"), FailureClass::Auth);
+        assert_eq!(class_of("relationship `r` dangles"), FailureClass::Internal);
     }
 }

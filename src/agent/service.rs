@@ -64,6 +64,35 @@ pub struct Agent {
     capture_ready: OnceCell<()>,
 }
 
+/// The job table in `agent.state_dir`.
+const JOBS_FILE: &str = "jobs.json";
+
+/// Reads the job table a previous run left. Jobs it left queued or running
+/// were cut off by the stop: they are failed now, not left "in progress".
+fn load_jobs(file: &std::path::Path) -> Result<BTreeMap<String, Job>, StartError> {
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(_) => return Ok(BTreeMap::new()),
+    };
+    let mut jobs: BTreeMap<String, Job> =
+        serde_json::from_slice(&bytes).map_err(|e| StartError {
+            file: file.to_path_buf(),
+            message: format!("not a job table: {e}"),
+        })?;
+    for job in jobs.values_mut().filter(|j| !j.state.is_terminal()) {
+        job.state = JobState::Failed;
+        job.finished_ms = Some(now_ms());
+        job.failure = Some(crate::api::Failure {
+            class: FailureClass::Internal,
+            message: "interrupted: graph-agent stopped while the job ran".into(),
+        });
+    }
+    if let Err(e) = std::fs::write(file, serde_json::to_vec(&jobs).expect("jobs serialize")) {
+        tracing::warn!(file = %file.display(), error = %e, "could not save the job table");
+    }
+    Ok(jobs)
+}
+
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -122,12 +151,19 @@ impl Agent {
             Err(_) => AgentState::default(),
         };
         let slots = Semaphore::new(config.resources.max_concurrent_jobs as usize);
+        let jobs = load_jobs(&config.agent.state_dir.join(JOBS_FILE))?;
+        let next_job = jobs
+            .keys()
+            .filter_map(|id| id.strip_prefix("job-")?.parse::<u32>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
         Ok(Arc::new(Self {
             config,
             keyring,
             token,
-            jobs: Mutex::new(BTreeMap::new()),
-            next_job: AtomicU32::new(1),
+            jobs: Mutex::new(jobs),
+            next_job: AtomicU32::new(next_job),
             slots,
             state: Mutex::new(state),
             metrics: Mutex::new(Metrics::default()),
@@ -187,15 +223,26 @@ impl Agent {
     }
 
     fn update(&self, id: &str, f: impl FnOnce(&mut Job)) {
-        if let Some(job) = self
-            .jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(id)
-        {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(job) = jobs.get_mut(id) {
             let before = job.state;
             f(job);
             debug_assert!(before == job.state || before.may_become(job.state));
+            if before != job.state {
+                self.save_jobs(&jobs);
+            }
+        }
+    }
+
+    /// Writes the job table (on every change of state), so a restarted
+    /// agent still answers for the jobs it had.
+    fn save_jobs(&self, jobs: &BTreeMap<String, Job>) {
+        let file = self.config.agent.state_dir.join(JOBS_FILE);
+        let tmp = file.with_extension("json.tmp");
+        let written = std::fs::write(&tmp, serde_json::to_vec(jobs).expect("jobs serialize"))
+            .and_then(|_| std::fs::rename(&tmp, &file));
+        if let Err(e) = written {
+            tracing::warn!(file = %file.display(), error = %e, "could not save the job table");
         }
     }
 
@@ -234,10 +281,11 @@ impl Agent {
             failure: None,
             phases_ms: BTreeMap::new(),
         };
-        self.jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), job.clone());
+        {
+            let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            jobs.insert(id.clone(), job.clone());
+            self.save_jobs(&jobs);
+        }
         let agent = self.clone();
         tokio::spawn(async move {
             let started = tokio::time::Instant::now();
@@ -388,17 +436,30 @@ impl Agent {
                 message: m,
             })
         };
-        let graph = crate::bolt::connect(&which.uri, &which.user, &password, db)
-            .await
-            .map_err(refused)?;
-        // A cheap round trip, so bad credentials fail here, clearly (the
-        // system database runs only administration commands).
-        if db != "system" {
-            crate::bolt::query_i64(&graph, neo4rs::query("RETURN 1 AS n"))
+        // The driver retries refused connections for up to a minute on its
+        // own; one attempt gets `request_timeout`, and the retry policy
+        // decides what follows.
+        let limit = self.config.transfer.request_timeout.0;
+        tokio::time::timeout(limit, async {
+            let graph = crate::bolt::connect(&which.uri, &which.user, &password, db)
                 .await
                 .map_err(refused)?;
-        }
-        Ok(graph)
+            // A cheap round trip, so bad credentials fail here, clearly (the
+            // system database runs only administration commands).
+            if db != "system" {
+                crate::bolt::query_i64(&graph, neo4rs::query("RETURN 1 AS n"))
+                    .await
+                    .map_err(refused)?;
+            }
+            Ok(graph)
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(JobError::new(
+                FailureClass::Timeout,
+                format!("neo4j at {}: no connection within {limit:?}", which.uri),
+            ))
+        })
     }
 
     /// The source, with change capture installed (once per agent run).
@@ -498,9 +559,21 @@ impl Agent {
         self.update(id, |j| j.backup_kind = Some(kind));
         let since = parent.as_ref().map(|p| p.seq);
         let t = std::time::Instant::now();
+        // A retry reconnects first: on the old connections the driver would
+        // wait out a partition by itself, unbounded by the retry policy.
+        let retry = std::sync::atomic::AtomicBool::new(false);
         let mut cut = self
             .attempt(id, || {
-                Box::pin(async { source.cut(since).await.map_err(JobError::from) })
+                Box::pin(async {
+                    if retry.swap(true, Ordering::SeqCst) {
+                        let graph = self.connect(&self.config.neo4j, "neo4j").await?;
+                        return Neo4jSource::new(graph)
+                            .cut(since)
+                            .await
+                            .map_err(JobError::from);
+                    }
+                    source.cut(since).await.map_err(JobError::from)
+                })
             })
             .await?;
         if defect::active(Defect::DropDeletions) {

@@ -152,6 +152,45 @@ pub fn claims(events: &[Event]) -> CheckResult {
     .details(false_claims)
 }
 
+/// Every backup in a tier's catalog is one the agent reported as made: a
+/// backup that died half-way (a crash, a failed upload) is not visible.
+/// `catalogs` maps each tier to the backup ids its catalog lists.
+pub fn no_unclaimed_backups(
+    events: &[Event],
+    catalogs: &std::collections::BTreeMap<String, Vec<String>>,
+) -> CheckResult {
+    let claimed: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter_map(Event::finished_job)
+        .filter(|j| j.state == JobState::Succeeded && j.kind == crate::api::JobKind::Backup)
+        .filter_map(|j| j.backup.as_deref())
+        .collect();
+    let mut unclaimed = Vec::new();
+    for (tier, ids) in catalogs {
+        for id in ids.iter().filter(|id| !claimed.contains(id.as_str())) {
+            unclaimed.push(format!(
+                "backup {id} is in the `{tier}` catalog but no backup job reported it"
+            ));
+        }
+    }
+    let listed: usize = catalogs.values().map(Vec::len).sum();
+    CheckResult::new(
+        "no-unclaimed-backups",
+        if unclaimed.is_empty() {
+            Status::Pass
+        } else {
+            Status::Fail
+        },
+        format!(
+            "{listed} catalog entries in {} tiers, {} not reported by any job",
+            catalogs.len(),
+            unclaimed.len()
+        ),
+    )
+    .measure(Measure::new("unclaimed", unclaimed.len()).against("0"))
+    .details(unclaimed)
+}
+
 /// Periods `[from, to)` without a heartbeat for longer than `threshold`,
 /// within `[start, end]`, given heartbeat arrival times (sorted).
 pub fn offline_periods(arrivals: &[u64], start: u64, end: u64, threshold: u64) -> Vec<(u64, u64)> {
@@ -362,6 +401,27 @@ mod tests {
         let bad = [event(job(JobState::Succeeded, Some(5)), Some(false))];
         assert_eq!(claims(&bad).status, Status::Fail);
         assert_eq!(claims(&[]).status, Status::Unknown);
+    }
+
+    #[test]
+    fn a_catalog_entry_no_job_reported_is_unclaimed() {
+        let events = [event(job(JobState::Succeeded, Some(5)), Some(true))];
+        let mut catalogs = std::collections::BTreeMap::new();
+        catalogs.insert("primary".to_string(), vec!["b1".to_string()]);
+        assert_eq!(
+            no_unclaimed_backups(&events, &catalogs).status,
+            Status::Pass
+        );
+        catalogs.insert(
+            "archive".to_string(),
+            vec!["b1".to_string(), "b2".to_string()],
+        );
+        let r = no_unclaimed_backups(&events, &catalogs);
+        assert_eq!(r.status, Status::Fail);
+        assert_eq!(
+            r.details,
+            ["backup b2 is in the `archive` catalog but no backup job reported it"]
+        );
     }
 
     #[test]

@@ -49,29 +49,42 @@ pub struct AgentProcess {
     setup: AgentSetup,
     child: Option<Child>,
     port: u16,
+    api: Api,
+}
+
+/// The agent's control API; it keeps working across restarts (same port).
+#[derive(Clone)]
+pub struct Api {
     http: reqwest::Client,
+    url: String,
+    token: String,
 }
 
 impl AgentProcess {
     /// Writes the configuration for `env` and starts the agent.
     pub fn start(env: &Environment, setup: AgentSetup) -> Result<Self, AgentError> {
         let port = crate::env::free_port().map_err(|e| AgentError::Process(e.to_string()))?;
-        let mut agent = Self {
-            setup,
-            child: None,
-            port,
+        let api = Api {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("a default reqwest client builds"),
+            url: format!("http://127.0.0.1:{port}"),
+            token: setup.token.clone(),
+        };
+        let mut agent = Self {
+            setup,
+            child: None,
+            port,
+            api,
         };
         agent.write_config(env)?;
         agent.spawn()?;
         Ok(agent)
     }
 
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+    pub fn api(&self) -> &Api {
+        &self.api
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -245,7 +258,9 @@ impl AgentProcess {
             let _ = c.wait();
         }
     }
+}
 
+impl Api {
     /// Submits a job (`path` like `/v1/backups`) and returns it as accepted.
     pub async fn submit(&self, path: &str, body: serde_json::Value) -> Result<Job, AgentError> {
         let api = |message: String| AgentError::Api {
@@ -254,8 +269,8 @@ impl AgentProcess {
         };
         let resp = self
             .http
-            .post(format!("{}{path}", self.url()))
-            .bearer_auth(&self.setup.token)
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
             .json(&body)
             .send()
             .await
@@ -277,8 +292,8 @@ impl AgentProcess {
         };
         let resp = self
             .http
-            .get(format!("{}{path}", self.url()))
-            .bearer_auth(&self.setup.token)
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
             .send()
             .await
             .map_err(|e| api(e.to_string()))?;

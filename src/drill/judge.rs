@@ -90,6 +90,7 @@ pub fn judge(ev: &Evidence, scenario: &Scenario, store: &RunStore) -> Vec<CheckR
     if ev.events.iter().any(|e| matches!(&e.kind, EventKind::Job { job, .. } if job.kind == crate::api::JobKind::Backup)) {
         out.push(behaviour::claims(&ev.events));
     }
+    out.push(behaviour::no_unclaimed_backups(&ev.events, &ev.catalogs));
     out.push(behaviour::retries_bounded(&ev.events, ev.max_retries));
     out.push(behaviour::no_secrets(&store.files(), &ev.secrets));
     out

@@ -186,6 +186,8 @@ pub struct Evidence {
     /// Subgraph name → node ids the subgraph's Cypher returned on the source.
     pub source_subgraphs: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
     pub secrets: Vec<(String, String)>,
+    /// Tier → backup ids its catalog lists at the end of the drill.
+    pub catalogs: std::collections::BTreeMap<String, Vec<String>>,
     pub events: Vec<crate::history::Event>,
     pub max_retries: u32,
     pub heartbeat_interval_ms: u64,

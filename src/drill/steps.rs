@@ -61,6 +61,16 @@ pub struct HeartbeatWindow {
     pub expect: HeartbeatExpect,
 }
 
+/// A backup running in the background.
+struct Pending {
+    step: usize,
+    what: String,
+    tier: Tier,
+    name: Option<String>,
+    expect: Option<JobExpect>,
+    task: tokio::task::JoinHandle<Job>,
+}
+
 /// Faults in place, each healed once (by its timer, a `heal` step or the end).
 struct Injected {
     parts: Vec<Arc<dyn Fault>>,
@@ -82,6 +92,7 @@ pub struct Drill<'a> {
     ops: Vec<Op>,
     base: Graph,
     faults: Vec<Injected>,
+    pending: Vec<Pending>,
     /// Successful backups per tier, oldest first.
     backups: BTreeMap<Tier, Vec<String>>,
     /// Backup step id → backup id.
@@ -90,6 +101,7 @@ pub struct Drill<'a> {
     expectations: Vec<ExpectRecord>,
     heartbeat_windows: Vec<HeartbeatWindow>,
     source_subgraphs: BTreeMap<String, BTreeSet<String>>,
+    catalogs: BTreeMap<String, Vec<String>>,
     secrets: Vec<(String, String)>,
     keys_made: u32,
 }
@@ -221,12 +233,14 @@ impl<'a> Drill<'a> {
             ops: Vec::new(),
             base: Graph::default(),
             faults: Vec::new(),
+            pending: Vec::new(),
             backups: BTreeMap::new(),
             named: BTreeMap::new(),
             restores: Vec::new(),
             expectations: Vec::new(),
             heartbeat_windows: Vec::new(),
             source_subgraphs: BTreeMap::new(),
+            catalogs: BTreeMap::new(),
             secrets: Vec::new(),
             keys_made: 0,
         }
@@ -397,18 +411,18 @@ impl<'a> Drill<'a> {
     pub async fn step(&mut self, i: usize, step: &Step) -> Result<String, String> {
         if let Some(b) = &step.backup {
             let body = json!({"kind": b.kind, "tier": b.tier.name()});
+            if b.background {
+                return Ok(self.background_backup(i, step, b.tier, body).await);
+            }
+            self.settle().await;
             let job = self
                 .job_step(i, "backups", body, describe(step), &b.expect)
                 .await;
-            if let Some(job) = job.filter(|j| j.state == JobState::Succeeded)
-                && let Some(id) = &job.backup
-            {
-                self.backups.entry(b.tier).or_default().push(id.clone());
-                if let Some(name) = &step.id {
-                    self.named.insert(name.clone(), id.clone());
-                }
-            }
+            self.note_backup(b.tier, step.id.as_ref(), job.as_ref());
             return Ok(self.last_job_line());
+        }
+        if step.restore.is_some() || step.verify.is_some() || step.copy.is_some() {
+            self.settle().await;
         }
         if let Some(r) = &step.restore {
             return self
@@ -498,6 +512,71 @@ impl<'a> Drill<'a> {
         Ok(format!("{} operations", self.ops.len()))
     }
 
+    /// Remembers a successful backup, for `latest` and step ids.
+    fn note_backup(&mut self, tier: Tier, name: Option<&String>, job: Option<&Job>) {
+        if let Some(job) = job.filter(|j| j.state == JobState::Succeeded)
+            && let Some(id) = &job.backup
+        {
+            self.backups.entry(tier).or_default().push(id.clone());
+            if let Some(name) = name {
+                self.named.insert(name.clone(), id.clone());
+            }
+        }
+    }
+
+    /// Submits a backup and follows it on a task of its own.
+    async fn background_backup(
+        &mut self,
+        i: usize,
+        step: &Step,
+        tier: Tier,
+        body: serde_json::Value,
+    ) -> String {
+        let what = describe(step);
+        let expect = step.backup.as_ref().and_then(|b| b.expect.clone());
+        let Some(agent) = &self.agent else {
+            return "the agent is not running".into();
+        };
+        let api = agent.api().clone();
+        match api.submit("/v1/backups", body).await {
+            Ok(job) => {
+                let limit =
+                    Duration::from_millis(job.deadline_ms.saturating_sub(now_ms())) + FOLLOW_GRACE;
+                let task = tokio::spawn(async move { api.follow("backups", job, limit).await });
+                self.pending.push(Pending {
+                    step: i,
+                    what,
+                    tier,
+                    name: step.id.clone(),
+                    expect,
+                    task,
+                });
+                "submitted; running in the background".into()
+            }
+            Err(e) => {
+                self.expectations.push(ExpectRecord {
+                    step: i,
+                    what,
+                    job: None,
+                    expect: to_expectation(&expect),
+                });
+                format!("not accepted: {e}")
+            }
+        }
+    }
+
+    /// Waits for every background job to end, and records each.
+    async fn settle(&mut self) {
+        for p in std::mem::take(&mut self.pending) {
+            self.progress
+                .status(&format!("waiting for step {}: {}", p.step, p.what));
+            let job = p.task.await.ok();
+            self.record_job(p.step, "backups", job.as_ref(), p.what, &p.expect)
+                .await;
+            self.note_backup(p.tier, p.name.as_ref(), job.as_ref());
+        }
+    }
+
     fn last_job_line(&self) -> String {
         match self.expectations.last().and_then(|e| e.job.as_ref()) {
             Some(j) => match &j.failure {
@@ -551,19 +630,34 @@ impl<'a> Drill<'a> {
         what: String,
         expect: &Option<JobExpect>,
     ) -> Option<Job> {
-        let agent = self.agent.as_ref()?;
-        let job = match agent.submit(&format!("/v1/{collection}"), body).await {
+        let api = self.agent.as_ref()?.api().clone();
+        let job = match api.submit(&format!("/v1/{collection}"), body).await {
             Ok(job) => {
                 let limit =
                     Duration::from_millis(job.deadline_ms.saturating_sub(now_ms())) + FOLLOW_GRACE;
-                Some(agent.follow(collection, job, limit).await)
+                Some(api.follow(collection, job, limit).await)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "job not accepted");
                 None
             }
         };
-        if let Some(job) = &job {
+        self.record_job(i, collection, job.as_ref(), what, expect)
+            .await;
+        job
+    }
+
+    /// Records how a job ended (for a backup: whether its catalog entry was
+    /// in storage at that moment) and what the scenario expected of it.
+    async fn record_job(
+        &mut self,
+        i: usize,
+        collection: &str,
+        job: Option<&Job>,
+        what: String,
+        expect: &Option<JobExpect>,
+    ) {
+        if let Some(job) = job {
             let catalog_present = match (collection, job.state, &job.backup) {
                 ("backups", JobState::Succeeded, Some(id)) => self
                     .catalog(job_tier(&job.tier), id)
@@ -581,10 +675,9 @@ impl<'a> Drill<'a> {
         self.expectations.push(ExpectRecord {
             step: i,
             what,
-            job: job.clone(),
+            job: job.cloned(),
             expect: to_expectation(expect),
         });
-        job
     }
 
     /// The catalog entry of `backup` in `tier`, read from storage directly.
@@ -859,6 +952,7 @@ impl<'a> Drill<'a> {
     pub async fn finish(&mut self) -> Result<(), String> {
         let workload = self.wait_workload().await;
         let healed = self.heal_all().await;
+        self.settle().await;
         if let Some(mut agent) = self.agent.take() {
             let _ = tokio::task::spawn_blocking(move || agent.stop()).await;
             self.events().push(EventKind::Agent {
@@ -871,7 +965,55 @@ impl<'a> Drill<'a> {
             Err(e) => Err(e),
         };
         self.source_subgraphs = source.clone().unwrap_or_default();
+        self.catalogs = self.list_catalogs().await;
         workload.and(healed).and(source.map(|_| ()))
+    }
+
+    /// The backup ids each tier's catalog lists, read from storage directly.
+    async fn list_catalogs(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        let ids = |keys: Vec<String>| -> Vec<String> {
+            keys.iter()
+                .filter_map(|k| {
+                    k.rsplit('/')
+                        .next()?
+                        .strip_suffix(".json")
+                        .map(str::to_string)
+                })
+                .collect()
+        };
+        if let Some(name) = self.store.dir.file_name() {
+            let dir = self
+                .env
+                .dir()
+                .join("agents")
+                .join(name)
+                .join("snapshots/catalog");
+            let keys = std::fs::read_dir(dir)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.insert("local".to_string(), ids(keys));
+        }
+        for (tier, region) in [("primary", "s3-primary"), ("archive", "s3-archive")] {
+            let listed = match self.admin_bucket(region) {
+                Ok(b) => b.list("catalog/").await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match listed {
+                Ok(keys) => {
+                    out.insert(
+                        tier.to_string(),
+                        ids(keys.into_iter().map(|(k, _)| k).collect()),
+                    );
+                }
+                Err(e) => tracing::warn!(tier, error = %e, "cannot list the catalog"),
+            }
+        }
+        out
     }
 
     pub fn ops(&self) -> Vec<Op> {
@@ -915,6 +1057,7 @@ impl<'a> Drill<'a> {
             heartbeat_windows: std::mem::take(&mut self.heartbeat_windows),
             source_subgraphs: std::mem::take(&mut self.source_subgraphs),
             secrets: self.secrets.clone(),
+            catalogs: std::mem::take(&mut self.catalogs),
             events: self.store.events.snapshot(),
             max_retries: setting("transfer", "max_retries")
                 .and_then(|v| v.as_integer())

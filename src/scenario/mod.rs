@@ -233,6 +233,11 @@ pub struct BackupStep {
     pub kind: BackupKind,
     pub tier: Tier,
     pub expect: Option<JobExpect>,
+    /// Submit and go on with the next step (to fault or kill the agent
+    /// mid-backup); the job is followed until it ends, and judged, before
+    /// the next job step and at the end.
+    #[serde(default)]
+    pub background: bool,
 }
 
 fn latest() -> String {
