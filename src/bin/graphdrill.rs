@@ -418,12 +418,16 @@ async fn run_drills(
     if interrupted {
         eprintln!("interrupted: stopping everything");
         worst = ExitCode::from(exit::ENVIRONMENT);
+        // A kept environment must not keep the drill's faults either.
+        if let Err(e) = graphdrill::fault::heal_all(&env).await {
+            eprintln!("warning: healing the environment: {e}");
+        }
     }
     if !failed.is_empty() {
         eprintln!("failed: {}", failed.join(", "));
     }
     match std::sync::Arc::try_unwrap(env) {
-        Ok(env) if (keep_env || reused) && !interrupted => {
+        Ok(env) if keep_env || reused => {
             eprintln!("environment left running: graphdrill env down --name {env_name}");
             env.detach();
         }
