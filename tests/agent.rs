@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use common::{admin_graph, serial, shared_env};
 use graphdrill::agent::source::Neo4jSource;
 use graphdrill::api::{FailureClass, Job, JobState};
+use graphdrill::drill::agent::{AgentProcess, AgentSetup};
 use graphdrill::env::{Environment, Link};
 use graphdrill::fault::{AccessDenied, Fault, Partition};
 use graphdrill::graph::Graph;
@@ -19,99 +20,39 @@ use neo4rs::query;
 
 const TOKEN: &str = "drill-token-0123456789abcdef";
 
-/// A running `graph-agent serve`, stopped on drop.
+/// A running `graph-agent serve` configured by the runner's own
+/// [`AgentProcess`] (every connection through the agent's links), with its
+/// folder; stopped on drop.
 struct AgentProc {
-    child: Child,
+    proc: AgentProcess,
     url: String,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for AgentProc {
-    fn drop(&mut self) {
-        // SAFETY: signals the child we spawned.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
-/// Writes an agent config for the shared environment (every connection
-/// through the agent's links) and starts the agent.
+/// Starts an agent for the shared environment with key `[key_byte; 32]`,
+/// short timeouts and the given job deadline.
 fn start_agent(env: &Environment, key_byte: u8, deadline: &str) -> AgentProc {
-    let state = env.state();
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    std::fs::write(d.join("key.hex"), hex::encode([key_byte; 32])).unwrap();
-    std::fs::write(d.join("token"), TOKEN).unwrap();
-    let tier = |name: &str, region: &str, link: Link| {
-        let s3 = &state.s3[region];
-        format!(
-            "[[tier]]\nname = \"{name}\"\nkind = \"s3\"\nendpoint = \"http://{}\"\nbucket = \"{}\"\n\
-             credentials_file = \"{}\"\nretention = \"30d\"\nrestore_sla = \"30m\"\n",
-            state.link(link).listen,
-            s3.bucket,
-            s3.agent_credentials_file.display()
-        )
+    let setting = |k: &str, v: &str| (format!("GRAPH_AGENT_TRANSFER__{k}"), v.to_string());
+    let setup = AgentSetup {
+        bin: env!("CARGO_BIN_EXE_graph-agent").into(),
+        dir: dir.path().to_path_buf(),
+        log: dir.path().join("agent.log"),
+        overrides: vec![
+            setting("JOB_DEADLINE", deadline),
+            setting("REQUEST_TIMEOUT", "2s"),
+            setting("BACKOFF_BASE", "100ms"),
+            setting("BACKOFF_CAP", "500ms"),
+        ],
+        token: TOKEN.into(),
+        keys: vec![(format!("key-{key_byte}"), [key_byte; 32])],
     };
-    let db = |section: &str, instance: &str, link: Link| {
-        let n = &state.neo4j[instance];
-        format!(
-            "[{section}]\nuri = \"{}\"\nuser = \"{}\"\npassword_file = \"{}\"\n",
-            state.link(link).listen,
-            n.agent_user,
-            n.agent_password_file.display()
-        )
-    };
-    let config = format!(
-        "[agent]\nid = \"drill-agent\"\nport = {port}\nenvironment = \"test\"\nstate_dir = \"{}\"\n\n\
-         [control]\ntoken_file = \"{}\"\n\n\
-         [heartbeat]\nurl = \"http://{}/heartbeat\"\ninterval = \"1s\"\noffline_threshold = \"3s\"\n\n\
-         {}\n{}\n\
-         [encryption]\nkey_id = \"key-{key_byte}\"\nkey_file = \"{}\"\n\n\
-         [transfer]\nmax_retries = 2\nrequest_timeout = \"2s\"\nupload_concurrency = 3\n\
-         backoff_base = \"100ms\"\nbackoff_cap = \"500ms\"\nmetadata_sync = \"30s\"\njob_deadline = \"{deadline}\"\n\n\
-         {}\n{}\n\
-         [[tier]]\nname = \"local\"\nkind = \"local\"\npath = \"{}\"\nretention = \"7d\"\nrestore_sla = \"5m\"\n",
-        d.join("state").display(),
-        d.join("token").display(),
-        state.link(Link::Control).listen,
-        db("neo4j", "neo4j", Link::Neo4j),
-        db("restore", "neo4j-recovery", Link::Neo4jRecovery),
-        d.join("key.hex").display(),
-        tier("primary", "s3-primary", Link::S3Primary),
-        tier("archive", "s3-archive", Link::S3Archive),
-        d.join("snapshots").display(),
-    );
-    std::fs::write(d.join("agent.toml"), config).unwrap();
-    let child = serve(&d.join("agent.toml"), port);
-    let url = format!("http://127.0.0.1:{port}");
+    let proc = AgentProcess::start(env, setup).unwrap();
     AgentProc {
-        child,
-        url,
+        url: proc.api().url().to_string(),
+        proc,
         _dir: dir,
     }
-}
-
-/// Starts `graph-agent serve` and waits until it listens on `port`.
-fn serve(config: &std::path::Path, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_graph-agent"))
-        .arg("--config")
-        .arg(config)
-        .arg("serve")
-        .env("GRAPH_AGENT_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "graph-agent did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
 }
 
 fn http() -> reqwest::Client {
@@ -520,7 +461,6 @@ async fn a_backup_killed_mid_upload_resumes_without_uploading_twice() {
     );
     slow.inject(env).await.unwrap();
     let mut agent = start_agent(env, 7, "5m");
-    let state_dir = agent._dir.path().to_path_buf();
     submit(
         &agent,
         "/v1/backups",
@@ -539,9 +479,7 @@ async fn a_backup_killed_mid_upload_resumes_without_uploading_twice() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // SAFETY: kills the agent we spawned, mid-upload.
-    unsafe { libc::kill(agent.child.id() as i32, libc::SIGKILL) };
-    let _ = agent.child.wait();
+    agent.proc.kill(); // SIGKILL, mid-upload
     slow.heal(env).await.unwrap();
     assert!(
         archive.list("catalog/").await.unwrap().is_empty(),
@@ -556,9 +494,7 @@ async fn a_backup_killed_mid_upload_resumes_without_uploading_twice() {
         .sum();
 
     // Same configuration, same state: the next run skips what is stored.
-    let config = state_dir.join("agent.toml");
-    let port: u16 = agent.url.rsplit(':').next().unwrap().parse().unwrap();
-    agent.child = serve(&config, port);
+    agent.proc.restart(env).unwrap();
     let job = run_job(
         &agent,
         "/v1/backups",

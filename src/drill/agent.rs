@@ -261,6 +261,10 @@ impl AgentProcess {
 }
 
 impl Api {
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Submits a job (`path` like `/v1/backups`) and returns it as accepted.
     pub async fn submit(&self, path: &str, body: serde_json::Value) -> Result<Job, AgentError> {
         let api = |message: String| AgentError::Api {

@@ -17,7 +17,7 @@ use crate::agent::repo::{CatalogEntry, catalog_key};
 use crate::agent::source::Neo4jSource;
 use crate::api::{Job, JobState};
 use crate::check::behaviour::Expectation;
-use crate::env::toxiproxy::{Stream, Toxic, ToxicKind};
+use crate::env::toxiproxy::{Toxic, ToxicKind};
 use crate::env::{self, Environment, load_s3_credentials};
 use crate::fault::{self, AccessDenied, Fault, LinkToxic, Partition, RegionLoss, RotatePassword};
 use crate::graph::Graph;
@@ -815,11 +815,8 @@ impl<'a> Drill<'a> {
         // Both directions: a request held on its way in is what a slow
         // network does to heartbeats and uploads alike.
         let down = Toxic::new(kind.clone());
-        let up = Toxic {
-            name: format!("{}_upstream", down.name),
-            stream: Stream::Upstream,
-            kind,
-        };
+        let mut up = Toxic::new(kind).upstream();
+        up.name = format!("{}_upstream", up.name);
         vec![
             Arc::new(LinkToxic::new(link, down)),
             Arc::new(LinkToxic::new(link, up)),
