@@ -46,6 +46,7 @@ fn start_agent(env: &Environment, key_byte: u8, deadline: &str) -> AgentProc {
         ],
         token: TOKEN.into(),
         keys: vec![(format!("key-{key_byte}"), [key_byte; 32])],
+        clock_skew_ms: 0,
     };
     let proc = AgentProcess::start(env, setup).unwrap();
     AgentProc {

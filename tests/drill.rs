@@ -82,6 +82,14 @@ fn check_run_folder(dir: &Path, report: &Value) {
     assert_eq!(junit.matches("<testcase ").count(), checks.len(), "{junit}");
 }
 
+/// The clock-skew scenario runs the agent under libfaketime.
+fn ensure_faketime() {
+    let lib = Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1");
+    if graphdrill::drill::agent::faketime_lib().is_none() {
+        common::ensure_debian_package("faketime", lib);
+    }
+}
+
 fn failing(report: &Value) -> Vec<String> {
     report["checks"]
         .as_array()
@@ -146,6 +154,7 @@ fn an_invalid_scenario_is_refused_with_its_file_line_column_and_field() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_correct_agent_passes_every_shipped_scenario() {
     let _guard = serial().await;
+    ensure_faketime();
     let (code, reports, stderr) = run(&["scenarios"], &[]).await;
     let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"))
         .unwrap()
@@ -165,7 +174,7 @@ async fn the_correct_agent_passes_every_shipped_scenario() {
 
 /// Each defect, a scenario that provokes it, and the check that must catch it.
 #[cfg(feature = "defects")]
-const DEFECTS: [(&str, &str, &str); 5] = [
+const DEFECTS: [(&str, &str, &str); 6] = [
     ("early-success", "smoke", "agent-claims"),
     ("retry-access-denied", "access-denied", "step[2]"),
     ("drop-deletions", "smoke", "consistency[step 3]"),
@@ -175,12 +184,14 @@ const DEFECTS: [(&str, &str, &str); 5] = [
         "heartbeat[step 1]",
     ),
     ("hang-on-connection", "s3-timeout", "no-stuck-jobs"),
+    ("local-clock", "clock-skew", "rpo[step 3]"),
 ];
 
 #[cfg(feature = "defects")]
 #[tokio::test(flavor = "multi_thread")]
 async fn each_defect_fails_the_drill_on_the_check_that_should_catch_it() {
     let _guard = serial().await;
+    ensure_faketime();
     for (defect, scenario, check) in DEFECTS {
         let path = format!("scenarios/{scenario}");
         let (code, reports, stderr) = run(&[&path], &[("GRAPH_AGENT_DEFECTS", defect)]).await;

@@ -4,11 +4,12 @@
 //! installed from Debian's packages when missing; without it the test
 //! fails, it never skips.
 
+mod common;
+
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use graphdrill::api::{Failure, FailureClass, Job, JobKind, JobState};
@@ -171,46 +172,6 @@ fn drill() -> Report {
     }
 }
 
-/// Makes sure Chromium is there, installing it once per test run; panics
-/// with apt's own words when that fails.
-fn ensure_chromium() {
-    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
-    let installed = INSTALLED.get_or_init(|| {
-        if Path::new(CHROMIUM).exists() {
-            return Ok(());
-        }
-        for args in [
-            &["update", "-q"][..],
-            &["install", "-y", "-q", "--no-install-recommends", "chromium"],
-        ] {
-            let out = Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("apt-get {}: {e}", args[0]))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "apt-get {} failed ({}): {}",
-                    args.join(" "),
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-        }
-        if Path::new(CHROMIUM).exists() {
-            Ok(())
-        } else {
-            Err(format!(
-                "apt-get installed chromium, but {CHROMIUM} is missing"
-            ))
-        }
-    });
-    if let Err(e) = installed {
-        panic!("this test needs {CHROMIUM} and could not install it: {e}");
-    }
-}
-
 /// Kills a process group on drop, so no Chromium helper outlives the test.
 struct Group(i32);
 
@@ -267,7 +228,7 @@ fn chromium(dir: &Path, name: &str, args: &[String], url: &str) -> ExitStatus {
 
 #[test]
 fn the_html_report_paints_in_chromium_with_its_timeline_and_every_check() {
-    ensure_chromium();
+    common::ensure_debian_package("chromium", Path::new(CHROMIUM));
     let dir = tempfile::tempdir().unwrap();
     let report = drill();
     let written = report::write(dir.path(), &report).unwrap();

@@ -17,15 +17,18 @@ pub enum Defect {
     QuietHeartbeats,
     /// Waits forever on a hung connection: no request timeout, no deadline.
     HangOnConnection,
+    /// Stamps recovery points with this host's clock, however wrong it is.
+    LocalClock,
 }
 
 impl Defect {
-    pub const ALL: [Defect; 5] = [
+    pub const ALL: [Defect; 6] = [
         Defect::EarlySuccess,
         Defect::RetryAccessDenied,
         Defect::DropDeletions,
         Defect::QuietHeartbeats,
         Defect::HangOnConnection,
+        Defect::LocalClock,
     ];
 
     /// The name used in `GRAPH_AGENT_DEFECTS`.
@@ -36,6 +39,7 @@ impl Defect {
             Defect::DropDeletions => "drop-deletions",
             Defect::QuietHeartbeats => "quiet-heartbeats",
             Defect::HangOnConnection => "hang-on-connection",
+            Defect::LocalClock => "local-clock",
         }
     }
 }

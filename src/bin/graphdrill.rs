@@ -316,11 +316,15 @@ fn list(paths: &[PathBuf]) -> ExitCode {
     }
     println!(
         "\nfault kinds: latency, timeout, reset, bandwidth, slow_close, partition, access_denied; \
-         region lose/restore; neo4j rotate-password; agent kill/pause/resume/restart; key rotate/replace."
+         region lose/restore; neo4j rotate-password; agent kill/pause/resume/restart; key rotate/replace; \
+         agent clock skew."
     );
-    println!(
-        "clock skew for the agent: not available (libfaketime is not installed by graphdrill)."
-    );
+    match drill::agent::faketime_lib() {
+        Some(lib) => println!("clock skew for the agent: available ({})", lib.display()),
+        None => println!(
+            "clock skew for the agent: NOT available here: libfaketime is missing (Debian: apt-get install faketime)"
+        ),
+    }
     ExitCode::SUCCESS
 }
 

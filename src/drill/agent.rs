@@ -42,6 +42,8 @@ pub struct AgentSetup {
     pub token: String,
     /// (key id, key) pairs: the last seals, all open.
     pub keys: Vec<(String, [u8; 32])>,
+    /// How far off the agent's wall clock runs, in ms (libfaketime).
+    pub clock_skew_ms: i64,
 }
 
 /// A running (or stopped) agent process.
@@ -175,6 +177,14 @@ impl AgentProcess {
         for (k, v) in &self.setup.overrides {
             cmd.env(k, v);
         }
+        if self.setup.clock_skew_ms != 0 {
+            let lib = faketime_lib().ok_or_else(|| AgentError::Process(FAKETIME_MISSING.into()))?;
+            // Only the wall clock: timers and timeouts run true.
+            cmd.env("LD_PRELOAD", lib)
+                .env("FAKETIME", format!("{:+}", self.setup.clock_skew_ms / 1000))
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+                .env("FAKETIME_NO_CACHE", "1");
+        }
         let mut child = cmd.spawn().map_err(|e| {
             AgentError::Process(format!("cannot start `{}`: {e}", self.setup.bin.display()))
         })?;
@@ -226,6 +236,12 @@ impl AgentProcess {
         self.stop();
         self.write_config(env)?;
         self.spawn()
+    }
+
+    /// Runs the agent's wall clock `ms` off from now on (restarts it).
+    pub fn set_clock_skew(&mut self, env: &Environment, ms: i64) -> Result<(), AgentError> {
+        self.setup.clock_skew_ms = ms;
+        self.restart(env)
     }
 
     /// Replaces the keys (a rotation or a wrong key) and restarts.
@@ -326,6 +342,21 @@ impl Drop for AgentProcess {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+const FAKETIME_MISSING: &str =
+    "a clock skew needs libfaketime, which is not installed (Debian: apt-get install faketime)";
+
+/// libfaketime, where Debian puts it.
+pub fn faketime_lib() -> Option<PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
 }
 
 /// The `graph-agent` next to the running executable (cargo builds both

@@ -57,6 +57,7 @@ pub fn judge(ev: &Evidence, scenario: &Scenario, store: &RunStore) -> Vec<CheckR
         out.push(sla::check(
             &format!("{}/{}", name("recovery-sla"), r.tier.name()),
             &r.job,
+            r.disaster_ms,
             r.queryable_ms,
             scenario.expect.restore_sla.of(r.tier).0.as_millis() as u64,
         ));

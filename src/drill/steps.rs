@@ -167,6 +167,8 @@ pub fn describe(step: &Step) -> String {
         format!("neo4j {n:?}")
     } else if let Some(k) = step.key {
         format!("key {k:?}")
+    } else if let Some(c) = step.clock {
+        format!("agent clock {:+} s", c.ms / 1000)
     } else {
         "wait for the workload".into()
     }
@@ -348,6 +350,7 @@ impl<'a> Drill<'a> {
             overrides: overrides(self.scenario),
             token,
             keys: vec![key],
+            clock_skew_ms: 0,
         };
         let _ = std::fs::create_dir_all(self.store.dir.join("logs"));
         let env = self.env.clone();
@@ -487,6 +490,19 @@ impl<'a> Drill<'a> {
                 }
                 Neo4jAction::RestorePassword => self.heal_tagged(&tag).await,
             };
+        }
+        if let Some(skew) = step.clock {
+            let env = self.env.clone();
+            let mut agent = self.agent.take().ok_or("the agent is not running")?;
+            let (agent, result) = tokio::task::spawn_blocking(move || {
+                let r = agent.set_clock_skew(&env, skew.ms);
+                (agent, r)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            self.agent = Some(agent);
+            result.map_err(|e| e.to_string())?;
+            return Ok(format!("agent restarted {:+} s off", skew.ms / 1000));
         }
         if let Some(k) = step.key {
             let key = self.next_key();

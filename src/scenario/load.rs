@@ -186,7 +186,7 @@ fn validate(s: &Scenario, _text: &str) -> Result<(), Invalid> {
             return Err(bad(
                 "",
                 format!(
-                    "a step has exactly one action (backup, restore, verify, copy, fault, heal, wait, agent, region, neo4j, key, workload); found {}",
+                    "a step has exactly one action (backup, restore, verify, copy, fault, heal, wait, agent, region, neo4j, key, workload, clock); found {}",
                     if actions.is_empty() {
                         "none".to_string()
                     } else {

@@ -184,6 +184,9 @@ pub struct Step {
     pub key: Option<KeyAction>,
     /// `workload = "wait"`: waits until the workload has finished.
     pub workload: Option<WorkloadAction>,
+    /// `clock = "+10m"`: restarts the agent with its wall clock that far off
+    /// (libfaketime); `"0s"` puts it right.
+    pub clock: Option<Skew>,
 }
 
 impl Step {
@@ -202,6 +205,7 @@ impl Step {
             ("neo4j", self.neo4j.is_some()),
             ("key", self.key.is_some()),
             ("workload", self.workload.is_some()),
+            ("clock", self.clock.is_some()),
         ]
         .into_iter()
         .filter(|(_, set)| *set)
@@ -369,6 +373,37 @@ pub enum KeyAction {
     /// A different key and no other: restores of older backups must fail
     /// with class `integrity` (agent restarts).
     Replace,
+}
+
+/// A signed clock offset, written `+10m`, `-30s` or `0s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skew {
+    pub ms: i64,
+}
+
+impl<'de> Deserialize<'de> for Skew {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let (sign, rest) = match s.strip_prefix('-') {
+            Some(rest) => (-1, rest),
+            None => (1, s.strip_prefix('+').unwrap_or(&s)),
+        };
+        humantime::parse_duration(rest)
+            .map(|d| Skew {
+                ms: sign * d.as_millis() as i64,
+            })
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "`{s}` is not a clock offset ({e}); write e.g. `+10m`, `-30s`, `0s`"
+                ))
+            })
+    }
+}
+
+impl Serialize for Skew {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:+}ms", self.ms))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 
 use std::time::Duration;
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -116,4 +118,44 @@ pub async fn admin_graph(env: &Environment, instance: &str) -> neo4rs::Graph {
 /// Runs `q` (returning a column `n`) without neo4rs's hidden retries.
 pub async fn scalar(graph: &neo4rs::Graph, q: neo4rs::Query) -> Result<i64, String> {
     env::neo4j::query_i64(graph, q).await
+}
+
+/// Makes sure `file` is there, installing Debian's `package` with apt-get
+/// if not (once per test binary and package); panics with apt's own words
+/// when that fails, so a test never passes without what it checks.
+pub fn ensure_debian_package(package: &str, file: &Path) {
+    static DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
+    if file.exists() || done.iter().any(|p| p == package) {
+        assert!(
+            file.exists(),
+            "`{package}` was installed but {} is missing",
+            file.display()
+        );
+        return;
+    }
+    done.push(package.to_string());
+    for args in [
+        &["update", "-q"][..],
+        &["install", "-y", "-q", "--no-install-recommends", package],
+    ] {
+        let out = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("this test needs `{package}`: apt-get {}: {e}", args[0]));
+        assert!(
+            out.status.success(),
+            "this test needs `{package}`: apt-get {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        file.exists(),
+        "apt-get installed `{package}`, but {} is missing",
+        file.display()
+    );
 }

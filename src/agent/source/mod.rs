@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 
 use neo4rs::{BoltList, BoltMap, BoltString, BoltType, Graph, query};
 
+use super::defect::{self, Defect};
 use crate::graph::{Graph as GraphModel, Node, Props, Record, Rel};
 
 /// The property holding an entity's stable id.
@@ -125,8 +126,14 @@ impl Neo4jSource {
         )))
         .await
         .map_err(err("lock the clock"))?;
-        let time_ms = now_ms();
         let changes = read_changes(&mut txn, from).await?;
+        // The recovery point is told by the database's clock, which the
+        // writers' commits are ordered by, not by this host's, which may be off.
+        let time_ms = if defect::active(Defect::LocalClock) {
+            now_ms()
+        } else {
+            changes.time_ms
+        };
         let mut touched = Vec::new();
         let ids = |set: &BTreeSet<String>| {
             BoltType::List(BoltList::from(
@@ -388,6 +395,8 @@ fn now_ms() -> u64 {
 /// What the change records after some clock value say.
 struct Changes {
     seq: u64,
+    /// The database's time when they were read (Unix ms).
+    time_ms: u64,
     nodes: BTreeSet<String>,
     rels: BTreeSet<String>,
     deleted_nodes: BTreeSet<String>,
@@ -397,7 +406,7 @@ struct Changes {
 async fn read_changes(txn: &mut neo4rs::Txn, after: u64) -> Result<Changes, SourceError> {
     let q = format!(
         "MATCH (c:{clock}) OPTIONAL MATCH (t:{tx}) WHERE t.seq > $after AND t.seq <= c.seq \
-         RETURN c.seq AS seq, collect(t.nodes) AS nodes, collect(t.rels) AS rels, \
+         RETURN c.seq AS seq, timestamp() AS now, collect(t.nodes) AS nodes, collect(t.rels) AS rels, \
          collect(t.delNodes) AS delNodes, collect(t.delRels) AS delRels",
         clock = capture::CLOCK_LABEL,
         tx = capture::TX_LABEL
@@ -420,6 +429,7 @@ async fn read_changes(txn: &mut neo4rs::Txn, after: u64) -> Result<Changes, Sour
     };
     Ok(Changes {
         seq: row.get::<i64>("seq").map_err(decode_err)? as u64,
+        time_ms: row.get::<i64>("now").map_err(decode_err)? as u64,
         nodes: flat("nodes")?,
         rels: flat("rels")?,
         deleted_nodes: flat("delNodes")?,
