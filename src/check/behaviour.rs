@@ -191,6 +191,33 @@ pub fn no_unclaimed_backups(
     .details(unclaimed)
 }
 
+/// A restore that failed left its target as it found it, empty: nothing
+/// half-restored may pass for a database. `left_nodes` is what the runner
+/// counted there afterwards (None: it could not look).
+pub fn no_partial_restore(name: &str, left_nodes: Option<i64>) -> CheckResult {
+    let (status, summary) = match left_nodes {
+        Some(0) => (
+            Status::Pass,
+            "the failed restore left the target empty".to_string(),
+        ),
+        Some(n) => (
+            Status::Fail,
+            format!("the failed restore left {n} nodes in the target"),
+        ),
+        None => (
+            Status::Unknown,
+            "the target could not be read after the failed restore".into(),
+        ),
+    };
+    CheckResult::new(name, status, summary).measure(
+        Measure::new(
+            "nodes left",
+            left_nodes.map_or("?".into(), |n| n.to_string()),
+        )
+        .against("0"),
+    )
+}
+
 /// Periods `[from, to)` without a heartbeat for longer than `threshold`,
 /// within `[start, end]`, given heartbeat arrival times (sorted).
 pub fn offline_periods(arrivals: &[u64], start: u64, end: u64, threshold: u64) -> Vec<(u64, u64)> {
@@ -422,6 +449,13 @@ mod tests {
             r.details,
             ["backup b2 is in the `archive` catalog but no backup job reported it"]
         );
+    }
+
+    #[test]
+    fn a_failed_restore_must_leave_its_target_empty() {
+        assert_eq!(no_partial_restore("r", Some(0)).status, Status::Pass);
+        assert_eq!(no_partial_restore("r", Some(12)).status, Status::Fail);
+        assert_eq!(no_partial_restore("r", None).status, Status::Unknown);
     }
 
     #[test]

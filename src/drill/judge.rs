@@ -20,6 +20,12 @@ pub fn judge(ev: &Evidence, scenario: &Scenario, store: &RunStore) -> Vec<CheckR
         ));
     }
     for r in &ev.restores {
+        if r.job.state == crate::api::JobState::Failed {
+            out.push(behaviour::no_partial_restore(
+                &format!("no-partial-restore[step {}]", r.step),
+                r.left_nodes,
+            ));
+        }
         let Some(restored) = &r.graph else {
             continue;
         };

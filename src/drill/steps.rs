@@ -44,6 +44,8 @@ pub struct RestoreRecord {
     /// The recovery point in the restored backup's catalog entry.
     pub claimed_ms: Option<u64>,
     pub subgraphs: BTreeMap<String, BTreeSet<String>>,
+    /// After a failed restore: the nodes left in the target.
+    pub left_nodes: Option<i64>,
 }
 
 /// A job step and what the scenario expected of it.
@@ -746,7 +748,12 @@ impl<'a> Drill<'a> {
                 .await
                 .map(|c| c.recovery_point.time_ms),
             subgraphs: BTreeMap::new(),
+            left_nodes: None,
         };
+        if job.state == JobState::Failed {
+            let q = query("MATCH (n) RETURN count(n) AS n");
+            record.left_nodes = crate::bolt::query_i64(&recovery, q).await.ok();
+        }
         if job.state == JobState::Succeeded {
             let n =
                 crate::bolt::query_i64(&recovery, query("MATCH (n) RETURN count(n) AS n")).await;

@@ -122,8 +122,26 @@ pub fn home() -> Result<PathBuf, EnvError> {
     Ok(path)
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
+/// A port on 127.0.0.1 that was free a moment ago, picked at random below
+/// the kernel's ephemeral range: a port from that range, once released,
+/// is soon handed to some outgoing connection (or another environment's
+/// pick) before our server binds it.
 pub(crate) fn free_port() -> Result<u16, EnvError> {
+    use rand::Rng;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (20_000u16, ephemeral_low.min(32_768));
+    if low + 1_000 < high {
+        let mut rng = rand::rng();
+        for _ in 0..200 {
+            let p = rng.random_range(low..high);
+            if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+                return Ok(p);
+            }
+        }
+    }
     std::net::TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
