@@ -58,6 +58,7 @@ pub struct Expectation {
     pub class: Option<FailureClass>,
     /// From the request to the terminal state.
     pub within_ms: Option<u64>,
+    pub max_attempts: Option<u32>,
 }
 
 /// Whether `job` (None: the runner never saw it end) met the expectation.
@@ -68,6 +69,10 @@ pub fn job_expectation(name: &str, job: Option<&Job>, expect: &Expectation) -> C
     };
     let want = match expect.within_ms {
         Some(w) => format!("{want} within {}", secs(w)),
+        None => want,
+    };
+    let want = match expect.max_attempts {
+        Some(n) => format!("{want} in at most {n} attempts"),
         None => want,
     };
     let Some(job) = job.filter(|j| j.state.is_terminal()) else {
@@ -84,16 +89,23 @@ pub fn job_expectation(name: &str, job: Option<&Job>, expect: &Expectation) -> C
     let class = job.failure.as_ref().map(|f| f.class);
     let ok = job.state == expect.state
         && (expect.class.is_none() || class == expect.class)
-        && expect.within_ms.is_none_or(|w| took <= w);
+        && expect.within_ms.is_none_or(|w| took <= w)
+        && expect.max_attempts.is_none_or(|n| job.attempts <= n);
     let got = match &job.failure {
         Some(f) => format!(
-            "{:?} with class {:?} in {} ({})",
+            "{:?} with class {:?} in {} after {} attempts ({})",
             job.state,
             f.class,
             secs(took),
+            job.attempts,
             f.message
         ),
-        None => format!("{:?} in {}", job.state, secs(took)),
+        None => format!(
+            "{:?} in {} after {} attempts",
+            job.state,
+            secs(took),
+            job.attempts
+        ),
     };
     CheckResult::new(
         name,
@@ -237,13 +249,13 @@ pub fn offline_periods(arrivals: &[u64], start: u64, end: u64, threshold: u64) -
 
 /// A control-link fault from `from` to `to`: the agent must be seen
 /// offline no later than `threshold + interval` after it began, and online
-/// again no later than that after it ended.
+/// again no later than that after it ended. `end` is when the evidence ends.
 pub fn offline_detected(
     name: &str,
     periods: &[(u64, u64)],
     (from, to): (u64, u64),
-    threshold: u64,
-    interval: u64,
+    end: u64,
+    (threshold, interval): (u64, u64),
 ) -> CheckResult {
     let limit = threshold + interval;
     let during = periods.iter().find(|(s, e)| *e > from && *s <= to);
@@ -256,6 +268,31 @@ pub fn offline_detected(
         .measure(Measure::new("offline after", "never").against(format!("≤ {}", secs(limit))));
     };
     let detected = s.saturating_sub(from);
+    if e >= end {
+        // No heartbeat came after the fault; was there time for one?
+        let (status, why) = if end.saturating_sub(to) > limit {
+            (
+                Status::Fail,
+                "never seen online again after the fault ended",
+            )
+        } else {
+            (
+                Status::Unknown,
+                "the drill ended before the agent could be seen online again",
+            )
+        };
+        return CheckResult::new(
+            name,
+            status,
+            format!("offline {} after the fault began; {why}", secs(detected)),
+        )
+        .measure(
+            Measure::new("offline after", secs(detected)).against(format!("≤ {}", secs(limit))),
+        )
+        .measure(
+            Measure::new("online again after", "never").against(format!("≤ {}", secs(limit))),
+        );
+    }
     let back = e.saturating_sub(to);
     let ok = detected <= limit && back <= limit;
     CheckResult::new(
@@ -411,8 +448,12 @@ mod tests {
             state: JobState::Failed,
             class: Some(FailureClass::Permission),
             within_ms: Some(30_000),
+            max_attempts: Some(1),
         };
         assert_eq!(job_expectation("x", Some(&j), &e).status, Status::Pass);
+        j.attempts = 2; // one retry is one too many here
+        assert_eq!(job_expectation("x", Some(&j), &e).status, Status::Fail);
+        j.attempts = 1;
         e.within_ms = Some(1_000);
         assert_eq!(job_expectation("x", Some(&j), &e).status, Status::Fail);
         e.within_ms = None;
@@ -464,8 +505,12 @@ mod tests {
         let p = offline_periods(&arrivals, 0, 12_000, 3_000);
         assert_eq!(p, [(6_000, 9_000)]);
         // The fault began at 3 500: offline seen 2.5 s later (≤ 3 s + 1 s).
-        let r = offline_detected("hb", &p, (3_500, 8_500), 3_000, 1_000);
+        let r = offline_detected("hb", &p, (3_500, 8_500), 12_000, (3_000, 1_000));
         assert_eq!(r.status, Status::Pass, "{r:?}");
+        // Healed at 8.5 s, but no heartbeat ever again: not back online.
+        let gone = offline_periods(&arrivals[..3], 0, 20_000, 3_000);
+        let r = offline_detected("hb", &gone, (3_500, 8_500), 20_000, (3_000, 1_000));
+        assert_eq!(r.status, Status::Fail, "{r:?}");
         assert_eq!(never_offline("hb", &p, (3_500, 8_500)).status, Status::Fail);
         assert_eq!(
             never_offline("hb", &p, (9_500, 12_000)).status,
@@ -473,7 +518,7 @@ mod tests {
         );
         let none = offline_periods(&[1_000, 2_000, 3_000], 0, 3_500, 3_000);
         assert_eq!(
-            offline_detected("hb", &none, (1_000, 3_500), 3_000, 1_000).status,
+            offline_detected("hb", &none, (1_000, 3_500), 3_500, (3_000, 1_000)).status,
             Status::Fail
         );
     }

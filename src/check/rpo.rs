@@ -34,15 +34,24 @@ pub fn check(input: &RestoreInput) -> CheckResult {
     let mut lost = Vec::new();
     let mut phantom = Vec::new();
     let mut unknown = 0u64;
-    let mut last_survived: Option<u64> = None;
+    // Per writer: when its newest surviving acknowledged op ended.
+    let mut last_survived: BTreeMap<u32, u64> = BTreeMap::new();
     let mut claim_broken = Vec::new();
+    let touched = |op: &Completed| op.writes.iter().any(|w| input.differing.contains(w.id()));
     for op in input.ops {
         let cursor = input.cursors.get(&op.process).copied();
         let included = cursor.is_some_and(|c| op.index <= c);
+        // Never committed, yet the restore holds its index or its entities.
+        let never_committed = !op.committed && op.outcome != Phase::Info;
+        if never_committed && (cursor == Some(op.index) || touched(op)) {
+            phantom.push(op);
+            continue;
+        }
         match op.outcome {
             Phase::Ok if included => {
                 present += 1;
-                last_survived = last_survived.max(Some(op.ended_ms));
+                let t = last_survived.entry(op.process).or_default();
+                *t = (*t).max(op.ended_ms);
             }
             Phase::Ok if op.ended_ms <= input.disaster_ms => {
                 lost.push(op);
@@ -50,36 +59,34 @@ pub fn check(input: &RestoreInput) -> CheckResult {
                     claim_broken.push(op);
                 }
             }
-            Phase::Fail if cursor == Some(op.index) => phantom.push(op),
             Phase::Info | Phase::Invoke => unknown += 1,
             _ => {}
         }
     }
     let writers: BTreeSet<u32> = input.ops.iter().map(|o| o.process).collect();
+    // Committed ops whose entities differ from the expected graph: in part
+    // (within the restored prefix) or out of order (past it).
     let torn: Vec<&Completed> = input
         .ops
         .iter()
-        .filter(|op| op.committed)
-        .filter(|op| {
-            input
-                .cursors
-                .get(&op.process)
-                .is_some_and(|&c| op.index <= c)
-                && op.writes.iter().any(|w| input.differing.contains(w.id()))
-        })
+        .filter(|op| op.committed && touched(op))
         .collect();
-    let rpo_ms = if lost.is_empty() {
-        0
-    } else {
-        let first_ms = input.ops.iter().map(|o| o.invoked_ms).min().unwrap_or(0);
-        input
-            .disaster_ms
-            .saturating_sub(last_survived.unwrap_or(first_ms))
-    };
+    // The widest window of lost writes: per writer that lost any, from its
+    // last surviving acknowledged op (or the first op of all) to the disaster.
+    let first_ms = input.ops.iter().map(|o| o.invoked_ms).min().unwrap_or(0);
+    let rpo_ms = lost
+        .iter()
+        .map(|op| {
+            let since = last_survived.get(&op.process).copied().unwrap_or(first_ms);
+            input.disaster_ms.saturating_sub(since)
+        })
+        .max()
+        .unwrap_or(0);
     let too_old = input.rpo_max_ms.is_some_and(|max| rpo_ms > max);
     let status = if !phantom.is_empty() || !torn.is_empty() || !claim_broken.is_empty() || too_old {
         Status::Fail
-    } else if input.ops.is_empty() {
+    } else if input.ops.is_empty() || input.claimed_ms.is_none() {
+        // Nothing to judge, or the agent's claim could not be read.
         Status::Unknown
     } else {
         Status::Pass
@@ -154,7 +161,7 @@ mod tests {
             cursors,
             differing,
             disaster_ms: 100,
-            claimed_ms: None,
+            claimed_ms: Some(0),
             rpo_max_ms: None,
         }
     }

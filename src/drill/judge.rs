@@ -42,6 +42,14 @@ pub fn judge(ev: &Evidence, scenario: &Scenario, store: &RunStore) -> Vec<CheckR
             for (sub, ids) in &r.subgraphs {
                 let mut all: BTreeSet<String> = ids.clone();
                 all.extend(ev.source_subgraphs.get(sub).cloned().unwrap_or_default());
+                if all.is_empty() {
+                    out.push(CheckResult::new(
+                        format!("{}/{sub}", name("consistency")),
+                        check::Status::Unknown,
+                        "the subgraph's Cypher found no node on either side",
+                    ));
+                    continue;
+                }
                 out.push(consistency::check(
                     &format!("{}/{sub}", name("consistency")),
                     &consistency::restrict(&expected, &all),
@@ -75,20 +83,25 @@ pub fn judge(ev: &Evidence, scenario: &Scenario, store: &RunStore) -> Vec<CheckR
         .map(|e| e.time_ms)
         .collect();
     for w in &ev.heartbeat_windows {
+        let name = format!("heartbeat[step {}]", w.step);
         let Some((from, to)) = fault_window(ev, w.fault) else {
+            out.push(CheckResult::new(
+                name,
+                check::Status::Unknown,
+                "the fault was never injected",
+            ));
             continue;
         };
         let start = ev.events.first().map_or(0, |e| e.time_ms);
         let end = ev.events.last().map_or(0, |e| e.time_ms);
         let periods = behaviour::offline_periods(&arrivals, start, end, ev.offline_threshold_ms);
-        let name = format!("heartbeat[step {}]", w.step);
         out.push(match w.expect {
             HeartbeatExpect::Offline => behaviour::offline_detected(
                 &name,
                 &periods,
                 (from, to),
-                ev.offline_threshold_ms,
-                ev.heartbeat_interval_ms,
+                end,
+                (ev.offline_threshold_ms, ev.heartbeat_interval_ms),
             ),
             HeartbeatExpect::Online => behaviour::never_offline(&name, &periods, (from, to)),
         });

@@ -82,7 +82,7 @@ pub async fn run(
     let started_ms = crate::history::now_ms();
     let clock = Instant::now();
     let mut drill = Drill::new(env.clone(), &scenario, &store, opts, progress);
-    let result = play(&mut drill, &scenario, progress, clock).await;
+    let result = play(&mut drill, &scenario, progress).await;
     let finish = drill.finish().await;
     let error = result.err().or(finish.err());
     if let Some(e) = &error {
@@ -135,15 +135,17 @@ pub async fn run(
     })
 }
 
-/// The timeline: prepare, then each step in order.
+/// The timeline: prepare, then each step in order, `at` offsets counted
+/// from the end of preparation.
 async fn play(
     drill: &mut Drill<'_>,
     scenario: &Scenario,
     progress: &Progress,
-    clock: Instant,
 ) -> Result<(), String> {
     progress.status("preparing: databases, buckets, fixture");
     drill.prepare().await?;
+    // Offsets count from here: the workload has just started.
+    let clock = Instant::now();
     for (i, step) in scenario.timeline() {
         if let Some(at) = step.at {
             let wait = at.0.saturating_sub(clock.elapsed());

@@ -15,7 +15,7 @@ use super::store::{Events, RunStore};
 use super::{Evidence, Progress, RunOptions, heartbeat};
 use crate::agent::repo::{CatalogEntry, catalog_key};
 use crate::agent::source::Neo4jSource;
-use crate::api::{Job, JobState};
+use crate::api::{Job, JobKind, JobState};
 use crate::check::behaviour::Expectation;
 use crate::env::toxiproxy::{Toxic, ToxicKind};
 use crate::env::{self, Environment, load_s3_credentials};
@@ -63,6 +63,45 @@ pub struct HeartbeatWindow {
     pub expect: HeartbeatExpect,
 }
 
+/// The runner's own view of the tiers' storage: admin credentials, direct
+/// connections, never the agent's links.
+#[derive(Clone)]
+struct Storage {
+    env: Arc<Environment>,
+    /// The local tier's folder.
+    snapshots: std::path::PathBuf,
+}
+
+impl Storage {
+    fn bucket(&self, region: &str) -> Result<Bucket, String> {
+        let state = self.env.state();
+        let s3 = &state.s3[region];
+        let creds = load_s3_credentials(&s3.admin_credentials_file).map_err(|e| e.to_string())?;
+        Bucket::new(&s3.url, &creds, &s3.bucket, Duration::from_secs(10)).map_err(|e| e.to_string())
+    }
+
+    /// The catalog entry of `backup` in `tier`.
+    async fn catalog(&self, tier: Option<Tier>, backup: &str) -> Option<CatalogEntry> {
+        let key = catalog_key(backup);
+        let bytes = match tier? {
+            Tier::Local => std::fs::read(self.snapshots.join(&key)).ok()?,
+            Tier::Primary => self.bucket("s3-primary").ok()?.get(&key).await.ok()?,
+            Tier::Archive => self.bucket("s3-archive").ok()?.get(&key).await.ok()?,
+        };
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// For a backup job that succeeded: whether its catalog entry is there.
+    async fn claim_holds(&self, job: &Job) -> Option<bool> {
+        match (job.kind, job.state, &job.backup) {
+            (JobKind::Backup, JobState::Succeeded, Some(id)) => {
+                Some(self.catalog(job_tier(&job.tier), id).await.is_some())
+            }
+            _ => None,
+        }
+    }
+}
+
 /// A backup running in the background.
 struct Pending {
     step: usize,
@@ -70,7 +109,8 @@ struct Pending {
     tier: Tier,
     name: Option<String>,
     expect: Option<JobExpect>,
-    task: tokio::task::JoinHandle<Job>,
+    /// The job as it ended, and whether its claim held when it did.
+    task: tokio::task::JoinHandle<(Job, Option<bool>)>,
 }
 
 /// Faults in place, each healed once (by its timer, a `heal` step or the end).
@@ -84,6 +124,7 @@ struct Injected {
 
 pub struct Drill<'a> {
     env: Arc<Environment>,
+    storage: Storage,
     scenario: &'a Scenario,
     store: &'a RunStore,
     opts: &'a RunOptions,
@@ -185,11 +226,13 @@ fn to_expectation(e: &Option<JobExpect>) -> Expectation {
             },
             class: e.class,
             within_ms: e.within.map(|d| d.0.as_millis() as u64),
+            max_attempts: e.max_attempts,
         },
         None => Expectation {
             state: JobState::Succeeded,
             class: None,
             within_ms: None,
+            max_attempts: None,
         },
     }
 }
@@ -225,7 +268,12 @@ impl<'a> Drill<'a> {
         opts: &'a RunOptions,
         progress: &'a Progress,
     ) -> Self {
+        let storage = Storage {
+            env: env.clone(),
+            snapshots: agent_dir(&env, store).join("snapshots"),
+        };
         Self {
+            storage,
             env,
             scenario,
             store,
@@ -260,13 +308,6 @@ impl<'a> Drill<'a> {
             .map_err(|e| format!("neo4j `{instance}` as admin: {e}"))
     }
 
-    fn admin_bucket(&self, region: &str) -> Result<Bucket, String> {
-        let state = self.env.state();
-        let s3 = &state.s3[region];
-        let creds = load_s3_credentials(&s3.admin_credentials_file).map_err(|e| e.to_string())?;
-        Bucket::new(&s3.url, &creds, &s3.bucket, Duration::from_secs(10)).map_err(|e| e.to_string())
-    }
-
     /// A key for this drill, the same for the same seed.
     fn next_key(&mut self) -> (String, [u8; 32]) {
         self.keys_made += 1;
@@ -294,7 +335,7 @@ impl<'a> Drill<'a> {
                 .map_err(|e| format!("empty `{instance}`: {e}"))?;
         }
         for region in ["s3-primary", "s3-archive"] {
-            let bucket = self.admin_bucket(region)?;
+            let bucket = self.storage.bucket(region)?;
             let keys = bucket
                 .list("")
                 .await
@@ -306,6 +347,8 @@ impl<'a> Drill<'a> {
                     .map_err(|e| format!("empty `{region}`: {e}"))?;
             }
         }
+        let started = std::time::Instant::now();
+        self.progress.status("loading the fixture");
         match (self.scenario.fixture_path(), self.scenario.fixture.generate) {
             (Some(path), _) => {
                 fixture::load_file(&source, &path)
@@ -324,11 +367,20 @@ impl<'a> Drill<'a> {
                 .await
                 .map_err(|e| e.to_string())?;
         }
+        let loaded = started.elapsed();
+        self.progress.status("recording the base graph");
         let src = Neo4jSource::new(source.clone());
         src.assign_ids().await.map_err(|e| e.to_string())?;
         for r in src.export().await.map_err(|e| e.to_string())? {
             self.base.apply(r);
         }
+        self.progress.line(&format!(
+            "  fixture: {} nodes, {} relationships; loaded in {:.1} s, recorded in {:.1} s",
+            self.base.nodes.len(),
+            self.base.rels.len(),
+            loaded.as_secs_f64(),
+            (started.elapsed() - loaded).as_secs_f64()
+        ));
         self.collect_secrets();
         let state = self.env.state();
         self.receiver = Some(
@@ -339,11 +391,7 @@ impl<'a> Drill<'a> {
         let token = env::random_secret(32);
         self.secrets.push(("control token".into(), token.clone()));
         let key = self.next_key();
-        let dir = self
-            .env
-            .dir()
-            .join("agents")
-            .join(self.store.dir.file_name().unwrap_or_default());
+        let dir = agent_dir(&self.env, self.store);
         let _ = std::fs::remove_dir_all(&dir);
         let setup = AgentSetup {
             bin: self.opts.agent_bin.clone(),
@@ -558,9 +606,13 @@ impl<'a> Drill<'a> {
         let api = agent.api().clone();
         match api.submit("/v1/backups", body).await {
             Ok(job) => {
-                let limit =
-                    Duration::from_millis(job.deadline_ms.saturating_sub(now_ms())) + FOLLOW_GRACE;
-                let task = tokio::spawn(async move { api.follow("backups", job, limit).await });
+                let limit = follow_limit(&job);
+                let storage = self.storage.clone();
+                let task = tokio::spawn(async move {
+                    let job = api.follow("backups", job, limit).await;
+                    let present = storage.claim_holds(&job).await;
+                    (job, present)
+                });
                 self.pending.push(Pending {
                     step: i,
                     what,
@@ -589,8 +641,11 @@ impl<'a> Drill<'a> {
             self.progress
                 .status(&format!("waiting for step {}: {}", p.step, p.what));
             let job = p.task.await.ok();
-            self.record_job(p.step, "backups", job.as_ref(), p.what, &p.expect)
-                .await;
+            let (job, catalog_present) = match job {
+                Some((job, present)) => (Some(job), present),
+                None => (None, None),
+            };
+            self.record_job(p.step, job.as_ref(), catalog_present, p.what, &p.expect);
             self.note_backup(p.tier, p.name.as_ref(), job.as_ref());
         }
     }
@@ -651,8 +706,7 @@ impl<'a> Drill<'a> {
         let api = self.agent.as_ref()?.api().clone();
         let job = match api.submit(&format!("/v1/{collection}"), body).await {
             Ok(job) => {
-                let limit =
-                    Duration::from_millis(job.deadline_ms.saturating_sub(now_ms())) + FOLLOW_GRACE;
+                let limit = follow_limit(&job);
                 Some(api.follow(collection, job, limit).await)
             }
             Err(e) => {
@@ -660,30 +714,26 @@ impl<'a> Drill<'a> {
                 None
             }
         };
-        self.record_job(i, collection, job.as_ref(), what, expect)
-            .await;
+        // Checked the moment the runner sees the success, as a user would.
+        let catalog_present = match &job {
+            Some(j) => self.storage.claim_holds(j).await,
+            None => None,
+        };
+        self.record_job(i, job.as_ref(), catalog_present, what, expect);
         job
     }
 
     /// Records how a job ended (for a backup: whether its catalog entry was
     /// in storage at that moment) and what the scenario expected of it.
-    async fn record_job(
+    fn record_job(
         &mut self,
         i: usize,
-        collection: &str,
         job: Option<&Job>,
+        catalog_present: Option<bool>,
         what: String,
         expect: &Option<JobExpect>,
     ) {
         if let Some(job) = job {
-            let catalog_present = match (collection, job.state, &job.backup) {
-                ("backups", JobState::Succeeded, Some(id)) => self
-                    .catalog(job_tier(&job.tier), id)
-                    .await
-                    .map(|_| true)
-                    .or(Some(false)),
-                _ => None,
-            };
             self.events().push(EventKind::Job {
                 step: i,
                 job: job.clone(),
@@ -696,24 +746,6 @@ impl<'a> Drill<'a> {
             job: job.cloned(),
             expect: to_expectation(expect),
         });
-    }
-
-    /// The catalog entry of `backup` in `tier`, read from storage directly.
-    async fn catalog(&self, tier: Option<Tier>, backup: &str) -> Option<CatalogEntry> {
-        let key = catalog_key(backup);
-        let bytes = match tier? {
-            Tier::Local => {
-                let dir = self
-                    .env
-                    .dir()
-                    .join("agents")
-                    .join(self.store.dir.file_name()?);
-                std::fs::read(dir.join("snapshots").join(&key)).ok()?
-            }
-            Tier::Primary => self.admin_bucket("s3-primary").ok()?.get(&key).await.ok()?,
-            Tier::Archive => self.admin_bucket("s3-archive").ok()?.get(&key).await.ok()?,
-        };
-        serde_json::from_slice(&bytes).ok()
     }
 
     async fn restore(
@@ -744,6 +776,7 @@ impl<'a> Drill<'a> {
             queryable_ms: None,
             graph: None,
             claimed_ms: self
+                .storage
                 .catalog(Some(tier), &backup)
                 .await
                 .map(|c| c.recovery_point.time_ms),
@@ -889,7 +922,8 @@ impl<'a> Drill<'a> {
             );
             tokio::spawn(async move {
                 tokio::time::sleep(after).await;
-                heal(&env, &events, n, &parts, &healed, &what).await;
+                // A failure here is retried, and reported, by the final heal.
+                let _ = heal(&env, &events, n, &parts, &healed, &what).await;
             });
         }
         self.faults.push(Injected {
@@ -911,18 +945,21 @@ impl<'a> Drill<'a> {
         let Some((n, f)) = found else {
             return Err(format!("nothing to undo: no `{tag}` fault in place"));
         };
-        heal(&self.env, self.events(), n, &f.parts, &f.healed, &f.what).await;
+        heal(&self.env, self.events(), n, &f.parts, &f.healed, &f.what).await?;
         Ok(format!("healed {}", f.what))
     }
 
     /// Heals every fault still in place, then checks nothing is left.
     async fn heal_all(&mut self) -> Result<(), String> {
+        let mut first = Ok(());
         for (n, f) in self.faults.iter().enumerate() {
-            heal(&self.env, self.events(), n, &f.parts, &f.healed, &f.what).await;
+            let r = heal(&self.env, self.events(), n, &f.parts, &f.healed, &f.what).await;
+            first = first.and(r);
         }
-        fault::heal_all(&self.env)
+        let rest = fault::heal_all(&self.env)
             .await
-            .map_err(|e| format!("heal: {e}"))
+            .map_err(|e| format!("heal: {e}"));
+        first.and(rest)
     }
 
     async fn agent_action(&mut self, a: AgentAction) -> Result<String, String> {
@@ -1002,14 +1039,9 @@ impl<'a> Drill<'a> {
                 })
                 .collect()
         };
-        if let Some(name) = self.store.dir.file_name() {
-            let dir = self
-                .env
-                .dir()
-                .join("agents")
-                .join(name)
-                .join("snapshots/catalog");
-            let keys = std::fs::read_dir(dir)
+        {
+            // No folder yet means no local backup yet.
+            let keys = std::fs::read_dir(self.storage.snapshots.join("catalog"))
                 .map(|d| {
                     d.flatten()
                         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -1019,7 +1051,7 @@ impl<'a> Drill<'a> {
             out.insert("local".to_string(), ids(keys));
         }
         for (tier, region) in [("primary", "s3-primary"), ("archive", "s3-archive")] {
-            let listed = match self.admin_bucket(region) {
+            let listed = match self.storage.bucket(region) {
                 Ok(b) => b.list("catalog/").await.map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             };
@@ -1088,6 +1120,22 @@ impl<'a> Drill<'a> {
     }
 }
 
+/// How long to follow a job: its deadline as a duration (both ends on the
+/// agent's clock, so a skewed clock does not stretch it), plus grace,
+/// and never more than an hour.
+fn follow_limit(job: &Job) -> Duration {
+    let deadline = Duration::from_millis(job.deadline_ms.saturating_sub(job.created_ms));
+    deadline.min(Duration::from_secs(3600)) + FOLLOW_GRACE
+}
+
+/// The agent's own folder for this run (config, keys, state, local tier):
+/// in the environment, not in the run folder the report shares.
+fn agent_dir(env: &Environment, store: &RunStore) -> std::path::PathBuf {
+    env.dir()
+        .join("agents")
+        .join(store.dir.file_name().unwrap_or_default())
+}
+
 fn job_tier(name: &str) -> Option<Tier> {
     match name {
         "local" => Some(Tier::Local),
@@ -1097,7 +1145,9 @@ fn job_tier(name: &str) -> Option<Tier> {
     }
 }
 
-/// Heals one fault once and records it.
+/// Heals one fault once and records it. A heal that fails leaves the
+/// fault counted as in place (a later heal tries again) and is an error:
+/// the drill must not go on as if the environment were healthy.
 async fn heal(
     env: &Environment,
     events: &Events,
@@ -1105,17 +1155,20 @@ async fn heal(
     parts: &[Arc<dyn Fault>],
     healed: &AtomicBool,
     what: &str,
-) {
+) -> Result<(), String> {
     if healed.swap(true, Ordering::SeqCst) {
-        return;
+        return Ok(());
     }
     for p in parts {
         if let Err(e) = p.heal(env).await {
+            healed.store(false, Ordering::SeqCst);
             tracing::warn!(error = %e, fault = what, "heal failed");
+            return Err(format!("heal {what}: {e}"));
         }
     }
     events.push(EventKind::FaultHealed {
         fault: n,
         what: what.to_string(),
     });
+    Ok(())
 }

@@ -12,7 +12,7 @@ use crate::history::{self, Event, EventKind};
 /// Appends events to `events.jsonl` and keeps them for the checkers.
 #[derive(Clone)]
 pub struct Events {
-    inner: Arc<Mutex<(Vec<Event>, BufWriter<File>)>>,
+    inner: Arc<Mutex<(Vec<Event>, LineWriter)>>,
 }
 
 impl Events {
@@ -54,7 +54,7 @@ impl RunStore {
         let events = Events {
             inner: Arc::new(Mutex::new((
                 Vec::new(),
-                BufWriter::new(File::create(dir.join("events.jsonl"))?),
+                LineWriter(BufWriter::new(File::create(dir.join("events.jsonl"))?)),
             ))),
         };
         let history: Arc<Mutex<dyn Write + Send>> = Arc::new(Mutex::new(LineWriter(

@@ -234,6 +234,12 @@ fn validate(s: &Scenario, _text: &str) -> Result<(), Invalid> {
             check_fault(f).map_err(|(field, m)| bad(&format!(".fault.{field}"), m))?;
         }
     }
+    if s.expect.rpo_max.is_some() && s.workload.is_none() {
+        return Err(top(
+            "expect.rpo_max",
+            "RPO is measured against the workload's writes: add a [workload]".into(),
+        ));
+    }
     for (i, g) in s.expect.subgraph.iter().enumerate() {
         if !g.cypher.contains("id") {
             return Err(top(
@@ -272,10 +278,7 @@ fn check_fault(f: &super::FaultStep) -> Result<(), (&'static str, String)> {
     if !present {
         return Err((field, format!("`{:?}` needs `{field}`", f.kind)));
     }
-    if f.heartbeat.is_some()
-        && f.link.is_some_and(|l| l != super::LinkName::Control)
-        && f.kind != FaultKind::Latency
-    {
+    if f.heartbeat.is_some() && f.link != Some(super::LinkName::Control) {
         return Err((
             "heartbeat",
             "heartbeat expectations apply to faults on the `control` link".into(),

@@ -229,6 +229,8 @@ pub struct JobExpect {
     pub class: Option<FailureClass>,
     /// From the request to the job's end.
     pub within: Option<Dur>,
+    /// At most this many attempts (1: no retry at all).
+    pub max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

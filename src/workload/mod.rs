@@ -135,7 +135,7 @@ pub async fn run(
     sink: Arc<Mutex<dyn std::io::Write + Send>>,
 ) -> Result<Vec<Op>, WorkloadError> {
     let log: Arc<Mutex<Vec<Op>>> = Arc::default();
-    let mut writers = Vec::new();
+    let mut writers = tokio::task::JoinSet::new();
     let interval = Duration::from_secs_f64(plan.writers as f64 / plan.rate.max(0.001));
     for process in 0..plan.writers {
         let w = Writer {
@@ -148,10 +148,14 @@ pub async fn run(
             mix: plan.mix,
             uncertain: false,
         };
-        writers.push(tokio::spawn(w.run(interval, plan.duration)));
+        writers.spawn(w.run(interval, plan.duration));
     }
-    for w in writers {
-        w.await.expect("writer task")?;
+    // A writer that fails stops the others (dropping the set aborts them).
+    while let Some(done) = writers.join_next().await {
+        done.map_err(|e| WorkloadError::Neo4j {
+            what: "writer task",
+            message: e.to_string(),
+        })??;
     }
     let ops = std::mem::take(&mut *log.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(ops)
@@ -214,9 +218,10 @@ impl Writer {
             ])
         };
         let mut roll = self.rng.random_range(0..self.mix.total().max(1));
+        // Exactly one kind: the first whose cumulative weight exceeds the roll.
         let mut pick = |weight: u32| {
             let hit = roll < weight;
-            roll = roll.saturating_sub(weight);
+            roll = if hit { u32::MAX } else { roll - weight };
             hit
         };
         let (create, update, delete_rel, delete_node) = (
@@ -314,11 +319,13 @@ impl Writer {
                 Some(format!("no answer within {OP_TIMEOUT:?}")),
             ),
         };
-        // The cursor says whether an unknown outcome committed.
+        // The cursor says an unknown outcome committed when it reached the
+        // op's index; below it, the commit may still land, so it stays unknown.
         let resolved = match phase {
             Phase::Info => read_cursor(&self.graph, self.process)
                 .await
-                .map(|c| c == index),
+                .filter(|&c| c == index)
+                .map(|_| true),
             _ => None,
         };
         if phase == Phase::Ok || resolved == Some(true) {
@@ -353,8 +360,9 @@ async fn read_cursor(graph: &Graph, process: u32) -> Option<u64> {
         "MATCH (c:{CURSOR_LABEL} {{{ID_PROPERTY}: $id}}) RETURN c.{CURSOR_PROPERTY} AS n"
     ))
     .param("id", cursor_id(process));
-    crate::bolt::query_i64(graph, q)
+    tokio::time::timeout(OP_TIMEOUT, crate::bolt::query_i64(graph, q))
         .await
+        .ok()?
         .ok()
         .map(|n| n as u64)
 }
