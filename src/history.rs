@@ -199,6 +199,9 @@ pub enum EventKind {
     Job {
         step: usize,
         job: Job,
+        /// When the runner asked for it and saw it end, by its own clock.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seen: Option<Seen>,
         /// Whether the backup's catalog entry was in storage when the
         /// runner first saw the job succeed (backups only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -216,6 +219,20 @@ pub enum EventKind {
     Agent {
         action: String,
     },
+}
+
+/// A job's life as the runner saw it (the agent's own stamps may be off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub submitted_ms: u64,
+    /// None: still not ended when the runner gave up.
+    pub ended_ms: Option<u64>,
+}
+
+impl Seen {
+    pub fn took_ms(&self) -> Option<u64> {
+        Some(self.ended_ms?.saturating_sub(self.submitted_ms))
+    }
 }
 
 impl Event {

@@ -80,6 +80,7 @@ fn drill() -> Report {
                         message: "connection reset by peer".into(),
                     }),
                 ),
+                seen: None,
                 catalog_present: None,
             },
         ),
@@ -111,6 +112,7 @@ fn drill() -> Report {
             EventKind::Job {
                 step: 1,
                 job: job("j2", JobState::Succeeded, 28, 41, None),
+                seen: None,
                 catalog_present: Some(true),
             },
         ),

@@ -4,7 +4,7 @@
 //! bounded retries, and no secret in any log or report.
 
 use crate::api::{FailureClass, Job, JobState};
-use crate::history::{Event, EventKind};
+use crate::history::{Event, EventKind, Seen};
 
 use super::{CheckResult, Measure, Status, secs};
 
@@ -12,12 +12,32 @@ use super::{CheckResult, Measure, Status, secs};
 pub const DEADLINE_GRACE_MS: u64 = 5_000;
 
 /// Every job the runner followed ended, and no later than its deadline.
+/// Timed by the runner's clock where it has the times (the agent's stamps
+/// could lie); the deadline is the one the agent stated, as a duration.
 pub fn no_stuck_jobs(events: &[Event]) -> CheckResult {
     let mut stuck = Vec::new();
     let mut jobs = 0;
     for e in events {
-        if let EventKind::Job { job, .. } = &e.kind {
+        if let EventKind::Job { job, seen, .. } = &e.kind {
             jobs += 1;
+            if let Some(seen) = seen {
+                let allowed = job.deadline_ms.saturating_sub(job.created_ms) + DEADLINE_GRACE_MS;
+                match seen.took_ms().filter(|_| job.state.is_terminal()) {
+                    None => stuck.push(format!(
+                        "job {} ({:?}) still {:?} when the runner gave up",
+                        job.id, job.kind, job.state
+                    )),
+                    Some(took) if took > allowed => stuck.push(format!(
+                        "job {} ({:?}) took {} by the runner's clock, over its deadline of {}",
+                        job.id,
+                        job.kind,
+                        secs(took),
+                        secs(allowed - DEADLINE_GRACE_MS)
+                    )),
+                    Some(_) => {}
+                }
+                continue;
+            }
             let ended = job.finished_ms.filter(|_| job.state.is_terminal());
             match ended {
                 None => stuck.push(format!(
@@ -61,8 +81,14 @@ pub struct Expectation {
     pub max_attempts: Option<u32>,
 }
 
-/// Whether `job` (None: the runner never saw it end) met the expectation.
-pub fn job_expectation(name: &str, job: Option<&Job>, expect: &Expectation) -> CheckResult {
+/// Whether `job` (None: the runner never saw it end) met the expectation,
+/// timed by the runner's clock when `seen` is given.
+pub fn job_expectation(
+    name: &str,
+    job: Option<&Job>,
+    seen: Option<Seen>,
+    expect: &Expectation,
+) -> CheckResult {
     let want = match expect.class {
         Some(c) => format!("{:?} with class {c:?}", expect.state),
         None => format!("{:?}", expect.state),
@@ -82,10 +108,11 @@ pub fn job_expectation(name: &str, job: Option<&Job>, expect: &Expectation) -> C
             format!("expected {want}; the job never ended"),
         );
     };
-    let took = job
-        .finished_ms
-        .unwrap_or(u64::MAX)
-        .saturating_sub(job.created_ms);
+    let took = seen.and_then(|s| s.took_ms()).unwrap_or_else(|| {
+        job.finished_ms
+            .unwrap_or(u64::MAX)
+            .saturating_sub(job.created_ms)
+    });
     let class = job.failure.as_ref().map(|f| f.class);
     let ok = job.state == expect.state
         && (expect.class.is_none() || class == expect.class)
@@ -422,6 +449,7 @@ mod tests {
             kind: EventKind::Job {
                 step: 0,
                 job,
+                seen: None,
                 catalog_present,
             },
         }
@@ -450,16 +478,63 @@ mod tests {
             within_ms: Some(30_000),
             max_attempts: Some(1),
         };
-        assert_eq!(job_expectation("x", Some(&j), &e).status, Status::Pass);
+        assert_eq!(
+            job_expectation("x", Some(&j), None, &e).status,
+            Status::Pass
+        );
         j.attempts = 2; // one retry is one too many here
-        assert_eq!(job_expectation("x", Some(&j), &e).status, Status::Fail);
+        assert_eq!(
+            job_expectation("x", Some(&j), None, &e).status,
+            Status::Fail
+        );
         j.attempts = 1;
         e.within_ms = Some(1_000);
-        assert_eq!(job_expectation("x", Some(&j), &e).status, Status::Fail);
+        assert_eq!(
+            job_expectation("x", Some(&j), None, &e).status,
+            Status::Fail
+        );
         e.within_ms = None;
         e.class = Some(FailureClass::Timeout);
-        assert_eq!(job_expectation("x", Some(&j), &e).status, Status::Fail);
-        assert_eq!(job_expectation("x", None, &e).status, Status::Fail);
+        assert_eq!(
+            job_expectation("x", Some(&j), None, &e).status,
+            Status::Fail
+        );
+        assert_eq!(job_expectation("x", None, None, &e).status, Status::Fail);
+    }
+
+    #[test]
+    fn the_runners_clock_judges_when_it_saw_the_job() {
+        // The agent stamps 2 s; the runner saw 40 s pass.
+        let mut j = job(JobState::Failed, Some(2_000));
+        j.failure = Some(Failure {
+            class: FailureClass::Permission,
+            message: "AccessDenied".into(),
+        });
+        let seen = Seen {
+            submitted_ms: 100_000,
+            ended_ms: Some(140_000),
+        };
+        let e = Expectation {
+            state: JobState::Failed,
+            class: Some(FailureClass::Permission),
+            within_ms: Some(30_000),
+            max_attempts: None,
+        };
+        assert_eq!(
+            job_expectation("x", Some(&j), Some(seen), &e).status,
+            Status::Fail
+        );
+        let stuck = [Event {
+            time_ms: 140_000,
+            kind: EventKind::Job {
+                step: 0,
+                job: j,
+                seen: Some(seen),
+                catalog_present: None,
+            },
+        }];
+        // Deadline 10 s (+5 s grace) by the agent's word; 40 s by the runner's.
+        assert_eq!(no_stuck_jobs(&stuck).status, Status::Fail);
     }
 
     #[test]

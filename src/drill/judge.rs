@@ -16,6 +16,7 @@ pub fn judge(ev: &Evidence, scenario: &Scenario, store: &RunStore) -> Vec<CheckR
         out.push(behaviour::job_expectation(
             &format!("step[{}] {}", e.step, e.what),
             e.job.as_ref(),
+            e.seen,
             &e.expect,
         ));
     }

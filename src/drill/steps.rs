@@ -21,7 +21,7 @@ use crate::env::toxiproxy::{Toxic, ToxicKind};
 use crate::env::{self, Environment, load_s3_credentials};
 use crate::fault::{self, AccessDenied, Fault, LinkToxic, Partition, RegionLoss, RotatePassword};
 use crate::graph::Graph;
-use crate::history::{EventKind, Op, now_ms};
+use crate::history::{EventKind, Op, Seen, now_ms};
 use crate::s3::Bucket;
 use crate::scenario::{
     AgentAction, ExpectedState, FaultKind, FaultStep, HeartbeatExpect, JobExpect, KeyAction,
@@ -53,6 +53,7 @@ pub struct ExpectRecord {
     pub step: usize,
     pub what: String,
     pub job: Option<Job>,
+    pub seen: Option<Seen>,
     pub expect: Expectation,
 }
 
@@ -110,7 +111,7 @@ struct Pending {
     name: Option<String>,
     expect: Option<JobExpect>,
     /// The job as it ended, and whether its claim held when it did.
-    task: tokio::task::JoinHandle<(Job, Option<bool>)>,
+    task: tokio::task::JoinHandle<(Job, Seen, Option<bool>)>,
 }
 
 /// Faults in place, each healed once (by its timer, a `heal` step or the end).
@@ -608,10 +609,15 @@ impl<'a> Drill<'a> {
             Ok(job) => {
                 let limit = follow_limit(&job);
                 let storage = self.storage.clone();
+                let submitted_ms = now_ms();
                 let task = tokio::spawn(async move {
                     let job = api.follow("backups", job, limit).await;
+                    let seen = Seen {
+                        submitted_ms,
+                        ended_ms: job.state.is_terminal().then(now_ms),
+                    };
                     let present = storage.claim_holds(&job).await;
-                    (job, present)
+                    (job, seen, present)
                 });
                 self.pending.push(Pending {
                     step: i,
@@ -628,6 +634,7 @@ impl<'a> Drill<'a> {
                     step: i,
                     what,
                     job: None,
+                    seen: None,
                     expect: to_expectation(&expect),
                 });
                 format!("not accepted: {e}")
@@ -641,11 +648,18 @@ impl<'a> Drill<'a> {
             self.progress
                 .status(&format!("waiting for step {}: {}", p.step, p.what));
             let job = p.task.await.ok();
-            let (job, catalog_present) = match job {
-                Some((job, present)) => (Some(job), present),
-                None => (None, None),
+            let (job, seen, catalog_present) = match job {
+                Some((job, seen, present)) => (Some(job), Some(seen), present),
+                None => (None, None, None),
             };
-            self.record_job(p.step, job.as_ref(), catalog_present, p.what, &p.expect);
+            self.record_job(
+                p.step,
+                job.as_ref(),
+                seen,
+                catalog_present,
+                p.what,
+                &p.expect,
+            );
             self.note_backup(p.tier, p.name.as_ref(), job.as_ref());
         }
     }
@@ -689,6 +703,7 @@ impl<'a> Drill<'a> {
             step: i,
             what: line,
             job: None,
+            seen: None,
             expect: to_expectation(expect),
         });
         format!("no successful backup in `{}` to {what}", tier.name())
@@ -704,10 +719,17 @@ impl<'a> Drill<'a> {
         expect: &Option<JobExpect>,
     ) -> Option<Job> {
         let api = self.agent.as_ref()?.api().clone();
+        let submitted_ms = now_ms();
+        let mut seen = None;
         let job = match api.submit(&format!("/v1/{collection}"), body).await {
             Ok(job) => {
                 let limit = follow_limit(&job);
-                Some(api.follow(collection, job, limit).await)
+                let job = api.follow(collection, job, limit).await;
+                seen = Some(Seen {
+                    submitted_ms,
+                    ended_ms: job.state.is_terminal().then(now_ms),
+                });
+                Some(job)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "job not accepted");
@@ -719,7 +741,7 @@ impl<'a> Drill<'a> {
             Some(j) => self.storage.claim_holds(j).await,
             None => None,
         };
-        self.record_job(i, job.as_ref(), catalog_present, what, expect);
+        self.record_job(i, job.as_ref(), seen, catalog_present, what, expect);
         job
     }
 
@@ -729,6 +751,7 @@ impl<'a> Drill<'a> {
         &mut self,
         i: usize,
         job: Option<&Job>,
+        seen: Option<Seen>,
         catalog_present: Option<bool>,
         what: String,
         expect: &Option<JobExpect>,
@@ -737,6 +760,7 @@ impl<'a> Drill<'a> {
             self.events().push(EventKind::Job {
                 step: i,
                 job: job.clone(),
+                seen,
                 catalog_present,
             });
         }
@@ -744,6 +768,7 @@ impl<'a> Drill<'a> {
             step: i,
             what,
             job: job.cloned(),
+            seen,
             expect: to_expectation(expect),
         });
     }

@@ -934,6 +934,7 @@ mod tests {
                 EventKind::Job {
                     step: 1,
                     job,
+                    seen: None,
                     catalog_present: None,
                 },
             )
