@@ -280,6 +280,7 @@ impl Agent {
             attempts: 0,
             failure: None,
             phases_ms: BTreeMap::new(),
+            progress: None,
         };
         {
             let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -721,7 +722,21 @@ impl Agent {
         let t = std::time::Instant::now();
         let target = Neo4jSource::new(graph);
         let records: Vec<Record> = expected.records().collect();
-        target.restore(&records, |_| {}).await?;
+        let total = records
+            .iter()
+            .filter(|r| matches!(r, Record::Node(_) | Record::Rel(_)))
+            .count() as u64;
+        target
+            .restore(&records, |done| {
+                self.update(id, |j| {
+                    j.progress = Some(crate::api::Progress {
+                        phase: "apply".into(),
+                        done,
+                        total,
+                    })
+                })
+            })
+            .await?;
         self.phase(id, "apply", t);
         let t = std::time::Instant::now();
         let mut restored = Graph::default();

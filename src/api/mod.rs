@@ -158,6 +158,18 @@ pub struct Job {
     /// backup; `fetch`, `decode`, `apply`, `verify` for a restore.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub phases_ms: std::collections::BTreeMap<String, u64>,
+    /// How far the current phase has come, where the agent can tell (a
+    /// restore counts entities written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// `done` of `total` units of the phase named `phase`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub phase: String,
+    pub done: u64,
+    pub total: u64,
 }
 
 /// Counts of jobs by state, carried in heartbeats.

@@ -440,6 +440,7 @@ mod tests {
             attempts: 1,
             failure: None,
             phases_ms: Default::default(),
+            progress: None,
         }
     }
 

@@ -77,6 +77,7 @@ mod tests {
             attempts: 1,
             failure: None,
             phases_ms: [("fetch".to_string(), 500), ("apply".to_string(), 1_400)].into(),
+            progress: None,
         }
     }
 

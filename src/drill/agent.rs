@@ -323,14 +323,24 @@ impl Api {
         resp.json().await.map_err(|e| api(e.to_string()))
     }
 
-    /// Polls a job until it ends or `limit` passes; returns the last state seen.
-    pub async fn follow(&self, collection: &str, job: Job, limit: Duration) -> Job {
+    /// Polls a job until it ends or `limit` passes; returns the last state
+    /// seen. `on_poll` sees every answer (for a progress display).
+    pub async fn follow(
+        &self,
+        collection: &str,
+        job: Job,
+        limit: Duration,
+        on_poll: impl Fn(&Job),
+    ) -> Job {
         let started = Instant::now();
         let mut last = job;
         while !last.state.is_terminal() && started.elapsed() < limit {
             tokio::time::sleep(Duration::from_millis(200)).await;
             match self.job(collection, &last.id).await {
-                Ok(j) => last = j,
+                Ok(j) => {
+                    on_poll(&j);
+                    last = j;
+                }
                 Err(e) => tracing::debug!(error = %e, "poll failed"),
             }
         }

@@ -611,7 +611,7 @@ impl<'a> Drill<'a> {
                 let storage = self.storage.clone();
                 let submitted_ms = now_ms();
                 let task = tokio::spawn(async move {
-                    let job = api.follow("backups", job, limit).await;
+                    let job = api.follow("backups", job, limit, |_| {}).await;
                     let seen = Seen {
                         submitted_ms,
                         ended_ms: job.state.is_terminal().then(now_ms),
@@ -724,7 +724,13 @@ impl<'a> Drill<'a> {
         let job = match api.submit(&format!("/v1/{collection}"), body).await {
             Ok(job) => {
                 let limit = follow_limit(&job);
-                let job = api.follow(collection, job, limit).await;
+                let progress = self.progress;
+                let show = |j: &Job| {
+                    if let Some(p) = &j.progress {
+                        progress.status(&format!("{what}: {} {}/{}", p.phase, p.done, p.total));
+                    }
+                };
+                let job = api.follow(collection, job, limit, show).await;
                 seen = Some(Seen {
                     submitted_ms,
                     ended_ms: job.state.is_terminal().then(now_ms),

@@ -917,6 +917,7 @@ mod tests {
             attempts: 3,
             failure,
             phases_ms: Default::default(),
+            progress: None,
         };
         let timeout = Failure {
             class: FailureClass::Timeout,
