@@ -255,7 +255,10 @@ async fn backup_and_restore_through_the_api_give_back_the_same_graph() {
     .await;
     assert_eq!(restore.state, JobState::Succeeded, "{restore:?}");
     // Progress counted every entity written.
-    let progress = restore.progress.clone().expect("a restore reports progress");
+    let progress = restore
+        .progress
+        .clone()
+        .expect("a restore reports progress");
     assert_eq!(progress.phase, "apply");
     assert!(progress.total > 391, "{progress:?}");
     assert_eq!(progress.done, progress.total, "{progress:?}");
