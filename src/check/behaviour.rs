@@ -54,10 +54,11 @@ pub fn no_stuck_jobs(events: &[Event]) -> CheckResult {
             }
         }
     }
-    let status = if stuck.is_empty() {
-        Status::Pass
-    } else {
-        Status::Fail
+    // With no job to look at, there is nothing to pass.
+    let status = match (jobs, stuck.is_empty()) {
+        (_, false) => Status::Fail,
+        (0, true) => Status::Unknown,
+        _ => Status::Pass,
     };
     CheckResult::new(
         "no-stuck-jobs",
@@ -373,15 +374,16 @@ pub fn retries_bounded(events: &[Event], max_retries: u32) -> CheckResult {
         .iter()
         .filter_map(Event::finished_job)
         .map(|j| j.attempts)
-        .max()
-        .unwrap_or(0);
+        .max();
+    let status = match (most, over.is_empty()) {
+        (_, false) => Status::Fail,
+        (None, true) => Status::Unknown,
+        _ => Status::Pass,
+    };
+    let most = most.unwrap_or(0);
     CheckResult::new(
         "retries-bounded",
-        if over.is_empty() {
-            Status::Pass
-        } else {
-            Status::Fail
-        },
+        status,
         format!("at most {most} attempts per job"),
     )
     .measure(Measure::new("most attempts", most).against(format!("≤ {}", max_retries + 1)))
@@ -464,6 +466,9 @@ mod tests {
         assert_eq!(no_stuck_jobs(&stuck).status, Status::Fail);
         let late = [event(job(JobState::Failed, Some(16_000)), None)];
         assert_eq!(no_stuck_jobs(&late).status, Status::Fail);
+        // No job at all proves nothing.
+        assert_eq!(no_stuck_jobs(&[]).status, Status::Unknown);
+        assert_eq!(retries_bounded(&[], 3).status, Status::Unknown);
     }
 
     #[test]
