@@ -364,6 +364,89 @@ async fn a_partitioned_bucket_fails_the_job_within_its_deadline() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_restore_cut_half_way_removes_what_it_wrote() {
+    let _guard = serial().await;
+    let env = shared_env();
+    wipe_databases(env).await;
+    wipe_bucket(env, "s3-primary").await;
+    admin_graph(env, "neo4j")
+        .await
+        .run(query(
+            "UNWIND range(1, 30000) AS i CREATE (:Item {i: i})-[:NEXT {i: i}]->(:Item {i: -i})",
+        ))
+        .await
+        .unwrap();
+    let agent = start_agent(env, 6, "3m");
+    let full = run_job(
+        &agent,
+        "/v1/backups",
+        serde_json::json!({"kind": "full", "tier": "primary"}),
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(full.state, JobState::Succeeded, "{full:?}");
+
+    let restore = submit(
+        &agent,
+        "/v1/restores",
+        serde_json::json!({"backup": full.backup, "tier": "primary"}),
+    )
+    .await;
+    // Cut the link to the restore target once the first batches are in.
+    let started = Instant::now();
+    loop {
+        let now: Job = http()
+            .get(format!("{}/v1/restores/{}", agent.url, restore.id))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if now.progress.as_ref().is_some_and(|p| p.done > 0) {
+            break;
+        }
+        assert!(!now.state.is_terminal(), "done before the cut: {now:?}");
+        assert!(started.elapsed() < Duration::from_secs(60), "{now:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cut = Partition {
+        link: Link::Neo4jRecovery,
+    };
+    cut.inject(env).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cut.heal(env).await.unwrap();
+
+    let job = finish(&agent, "restores", &restore, Duration::from_secs(120)).await;
+    let failure = job.failure.as_ref().expect("the cut restore failed");
+    assert!(
+        matches!(failure.class, FailureClass::Network | FailureClass::Timeout),
+        "{job:?}"
+    );
+    assert!(
+        failure.message.contains("the partial restore was removed"),
+        "{job:?}"
+    );
+    // Counted raw: an export would skip nodes still labelled as restoring.
+    let recovery = admin_graph(env, "neo4j-recovery").await;
+    let count = |q: &'static str| {
+        let recovery = recovery.clone();
+        async move {
+            graphdrill::bolt::query_i64(&recovery, query(q))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count("MATCH (n) RETURN count(n) AS n").await, 0);
+    assert_eq!(
+        count("SHOW INDEXES YIELD type WHERE type <> 'LOOKUP' RETURN count(*) AS n").await,
+        0,
+        "the restore's index is left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn heartbeats_reach_the_control_endpoint_through_the_agents_link() {
     let _guard = serial().await;
     let env = shared_env();

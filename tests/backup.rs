@@ -35,28 +35,9 @@ async fn load_fixture(graph: &neo4rs::Graph, file: &str) {
 /// repository, so each test starts from nothing.
 async fn wipe(env: &Environment) {
     for instance in ["neo4j", "neo4j-recovery"] {
-        let g = admin_graph(env, instance).await;
-        g.run(query("MATCH (n) DETACH DELETE n")).await.unwrap();
-        for show in [
-            "SHOW CONSTRAINTS YIELD name",
-            "SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP'",
-        ] {
-            let mut rows = g.execute(query(show)).await.unwrap();
-            let mut names = Vec::new();
-            while let Some(row) = rows.next().await.unwrap() {
-                names.push(row.get::<String>("name").unwrap());
-            }
-            for name in names {
-                let kind = if show.contains("CONSTRAINTS") {
-                    "CONSTRAINT"
-                } else {
-                    "INDEX"
-                };
-                let _ = g
-                    .run(query(&format!("DROP {kind} `{name}` IF EXISTS")))
-                    .await;
-            }
-        }
+        graphdrill::bolt::wipe(&admin_graph(env, instance).await)
+            .await
+            .unwrap();
     }
     let store = primary_store(env);
     for (key, _) in store.list("").await.unwrap() {

@@ -472,11 +472,20 @@ impl Agent {
             .get_or_try_init(|| async {
                 let system = self.connect(&self.config.neo4j, "system").await?;
                 capture::install(&graph, &system, Duration::from_secs(30)).await?;
-                Neo4jSource::new(graph.clone()).assign_ids().await?;
+                Neo4jSource::new(graph.clone())
+                    .with_limit(self.transaction_limit())
+                    .assign_ids()
+                    .await?;
                 Ok::<(), JobError>(())
             })
             .await?;
         Ok(Neo4jSource::new(graph))
+    }
+
+    /// How long one write transaction may take: a request's timeout for
+    /// each of its round trips (begin, run, pull, commit).
+    fn transaction_limit(&self) -> Duration {
+        self.config.transfer.request_timeout.0 * 4
     }
 
     /// Opens a tier's repository.
@@ -719,8 +728,51 @@ impl Agent {
                 format!("the restore target {} is not empty", target_cfg.uri),
             ));
         }
+        // Writing and checking get the job's time but a reserve, so that a
+        // restore that fails half-way still has time to remove what it wrote.
+        let left = Duration::from_millis(
+            self.job(id)
+                .map_or(0, |j| j.deadline_ms)
+                .saturating_sub(now_ms()),
+        );
+        let reserve = (left / 4).min(Duration::from_secs(300));
+        let applied = tokio::time::timeout(left - reserve, self.apply(id, &graph, &expected, backup))
+            .await
+            .unwrap_or_else(|_| {
+                Err(JobError::new(
+                    FailureClass::Deadline,
+                    format!("restore not finished within the job deadline (a reserve of {reserve:?} kept to clean up)"),
+                ))
+            });
+        let Err(mut e) = applied else {
+            return Ok(backup.to_string());
+        };
+        // Nothing partial may be left looking complete: empty the target, or
+        // say that it still holds a partial restore (its nodes keep the
+        // restoring label until a restore ends).
+        let cleaned = tokio::time::timeout(reserve, crate::bolt::wipe(&graph))
+            .await
+            .unwrap_or_else(|_| Err(format!("not done within {reserve:?}")));
+        match cleaned {
+            Ok(()) => e.message.push_str("; the partial restore was removed"),
+            Err(w) => e.message.push_str(&format!(
+                "; the target {} still holds a partial restore (removing it failed: {w})",
+                target_cfg.uri
+            )),
+        }
+        Err(e)
+    }
+
+    /// Writes `expected` into the empty target and checks the result.
+    async fn apply(
+        &self,
+        id: &str,
+        graph: &neo4rs::Graph,
+        expected: &Graph,
+        backup: &str,
+    ) -> Result<(), JobError> {
         let t = std::time::Instant::now();
-        let target = Neo4jSource::new(graph);
+        let target = Neo4jSource::new(graph.clone()).with_limit(self.transaction_limit());
         let records: Vec<Record> = expected.records().collect();
         let total = records
             .iter()
@@ -756,7 +808,7 @@ impl Agent {
             ));
         }
         self.phase(id, "verify", t);
-        Ok(backup.to_string())
+        Ok(())
     }
 
     /// Removes the tier's backups older than its retention (keeping every

@@ -331,7 +331,7 @@ impl<'a> Drill<'a> {
         let source = self.admin("neo4j").await?;
         for instance in ["neo4j", "neo4j-recovery"] {
             let g = self.admin(instance).await?;
-            fixture::wipe(&g)
+            crate::bolt::wipe(&g)
                 .await
                 .map_err(|e| format!("empty `{instance}`: {e}"))?;
         }
@@ -791,7 +791,7 @@ impl<'a> Drill<'a> {
             return Ok(self.nothing_to(i, "restore", tier, expect, what));
         };
         let recovery = self.admin("neo4j-recovery").await?;
-        fixture::wipe(&recovery)
+        crate::bolt::wipe(&recovery)
             .await
             .map_err(|e| format!("empty the recovery database: {e}"))?;
         let disaster_ms = now_ms();

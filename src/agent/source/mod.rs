@@ -12,6 +12,7 @@ mod convert;
 mod cypher;
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use neo4rs::{BoltList, BoltMap, BoltString, BoltType, Graph, query};
 
@@ -45,11 +46,38 @@ pub(crate) fn err(op: &'static str) -> impl Fn(neo4rs::Error) -> SourceError {
 /// A Neo4j database the agent reads from or restores into.
 pub struct Neo4jSource {
     graph: Graph,
+    limit: Option<Duration>,
 }
 
 impl Neo4jSource {
     pub fn new(graph: Graph) -> Self {
-        Self { graph }
+        Self { graph, limit: None }
+    }
+
+    /// Bounds each write transaction (a batch of ids or of a restore) by
+    /// `limit`: the driver would otherwise wait out a lost connection on its
+    /// own for a minute, unseen by the agent's retry policy.
+    pub fn with_limit(self, limit: Duration) -> Self {
+        Self {
+            limit: Some(limit),
+            ..self
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        work: impl Future<Output = Result<T, SourceError>>,
+    ) -> Result<T, SourceError> {
+        match self.limit {
+            None => work.await,
+            Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+                Err(SourceError {
+                    op,
+                    message: format!("timed out after {limit:?}"),
+                })
+            }),
+        }
     }
 
     /// Gives every node and relationship without an id a random one.
@@ -66,17 +94,20 @@ impl Neo4jSource {
             ),
         ] {
             loop {
-                let mut txn = self.graph.start_txn().await.map_err(err("assign ids"))?;
-                let mut rows = txn.execute(query(&q)).await.map_err(err("assign ids"))?;
-                let c: i64 = match rows.next(txn.handle()).await.map_err(err("assign ids"))? {
-                    Some(row) => row.get("c").map_err(|e| SourceError {
-                        op: "assign ids",
-                        message: e.to_string(),
-                    })?,
-                    None => 0,
-                };
-                drop(rows);
-                txn.commit().await.map_err(err("assign ids"))?;
+                let c = self
+                    .bounded("assign ids", async {
+                        let mut txn = self.graph.start_txn().await.map_err(err("assign ids"))?;
+                        let mut rows = txn.execute(query(&q)).await.map_err(err("assign ids"))?;
+                        let c: i64 =
+                            match rows.next(txn.handle()).await.map_err(err("assign ids"))? {
+                                Some(row) => row.get("c").map_err(decode_err)?,
+                                None => 0,
+                            };
+                        drop(rows);
+                        txn.commit().await.map_err(err("assign ids"))?;
+                        Ok(c)
+                    })
+                    .await?;
                 assigned += c as u64;
                 if c == 0 {
                     break;
@@ -241,8 +272,11 @@ impl Neo4jSource {
         records: &[Record],
         mut progress: impl FnMut(u64),
     ) -> Result<(), SourceError> {
-        let run =
-            |q: String| async move { self.graph.run(query(&q)).await.map_err(err("restore")) };
+        let run = |q: String| {
+            self.bounded("restore", async move {
+                self.graph.run(query(&q)).await.map_err(err("restore"))
+            })
+        };
         run(format!(
             "CREATE INDEX graph_agent_restoring IF NOT EXISTS FOR (n:{RESTORING_LABEL}) ON (n.{ID_PROPERTY})"
         ))
@@ -351,26 +385,32 @@ impl Neo4jSource {
     }
 
     async fn write(&self, q: &str, rows: Vec<BoltType>) -> Result<(), SourceError> {
-        let mut txn = self.graph.start_txn().await.map_err(err("restore"))?;
-        txn.run(query(q).param("rows", BoltType::List(BoltList::from(rows))))
-            .await
-            .map_err(err("restore"))?;
-        txn.commit().await.map_err(err("restore"))
+        self.bounded("restore", async {
+            let mut txn = self.graph.start_txn().await.map_err(err("restore"))?;
+            txn.run(query(q).param("rows", BoltType::List(BoltList::from(rows))))
+                .await
+                .map_err(err("restore"))?;
+            txn.commit().await.map_err(err("restore"))
+        })
+        .await
     }
 
     async fn write_counted(&self, q: &str, rows: Vec<BoltType>) -> Result<i64, SourceError> {
-        let mut txn = self.graph.start_txn().await.map_err(err("restore"))?;
-        let mut stream = txn
-            .execute(query(q).param("rows", BoltType::List(BoltList::from(rows))))
-            .await
-            .map_err(err("restore"))?;
-        let c = match stream.next(txn.handle()).await.map_err(err("restore"))? {
-            Some(row) => row.get::<i64>("c").map_err(decode_err)?,
-            None => 0,
-        };
-        drop(stream);
-        txn.commit().await.map_err(err("restore"))?;
-        Ok(c)
+        self.bounded("restore", async {
+            let mut txn = self.graph.start_txn().await.map_err(err("restore"))?;
+            let mut stream = txn
+                .execute(query(q).param("rows", BoltType::List(BoltList::from(rows))))
+                .await
+                .map_err(err("restore"))?;
+            let c = match stream.next(txn.handle()).await.map_err(err("restore"))? {
+                Some(row) => row.get::<i64>("c").map_err(decode_err)?,
+                None => 0,
+            };
+            drop(stream);
+            txn.commit().await.map_err(err("restore"))?;
+            Ok(c)
+        })
+        .await
     }
 }
 
