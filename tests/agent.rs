@@ -32,6 +32,18 @@ struct AgentProc {
 /// Starts an agent for the shared environment with key `[key_byte; 32]`,
 /// short timeouts and the given job deadline.
 fn start_agent(env: &Environment, key_byte: u8, deadline: &str) -> AgentProc {
+    start_agent_with(env, key_byte, deadline, &[], "")
+}
+
+/// [`start_agent`], with more `GRAPH_AGENT_*` settings and TOML appended to
+/// the configuration.
+fn start_agent_with(
+    env: &Environment,
+    key_byte: u8,
+    deadline: &str,
+    settings: &[(&str, &str)],
+    extra: &str,
+) -> AgentProc {
     let dir = tempfile::tempdir().unwrap();
     let setting = |k: &str, v: &str| (format!("GRAPH_AGENT_TRANSFER__{k}"), v.to_string());
     let setup = AgentSetup {
@@ -43,10 +55,14 @@ fn start_agent(env: &Environment, key_byte: u8, deadline: &str) -> AgentProc {
             setting("REQUEST_TIMEOUT", "2s"),
             setting("BACKOFF_BASE", "100ms"),
             setting("BACKOFF_CAP", "500ms"),
-        ],
+        ]
+        .into_iter()
+        .chain(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect(),
         token: TOKEN.into(),
         keys: vec![(format!("key-{key_byte}"), [key_byte; 32])],
         clock_skew_ms: 0,
+        extra: extra.to_string(),
     };
     let proc = AgentProcess::start(env, setup).unwrap();
     AgentProc {
@@ -443,6 +459,95 @@ async fn a_restore_cut_half_way_removes_what_it_wrote() {
         count("SHOW INDEXES YIELD type WHERE type <> 'LOOKUP' RETURN count(*) AS n").await,
         0,
         "the restore's index is left"
+    );
+}
+
+async fn get_json(agent: &AgentProc, path: &str) -> serde_json::Value {
+    http()
+        .get(format!("{}{path}", agent.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_backup_starts_by_itself_and_a_busy_host_only_delays_it() {
+    let _guard = serial().await;
+    let env = shared_env();
+    wipe_databases(env).await;
+    // Any CPU use is "busy" here, and a spinning thread makes sure there is some.
+    let agent = start_agent_with(
+        env,
+        7,
+        "2m",
+        &[
+            ("GRAPH_AGENT_RESOURCES__MAX_CPU_PERCENT", "1"),
+            ("GRAPH_AGENT_TRANSFER__METADATA_SYNC", "1s"),
+        ],
+        "[[schedule]]\nname = \"often\"\nkind = \"full\"\ntier = \"local\"\nevery = \"5s\"\nmax_delay = \"3s\"\n",
+    );
+    let spin = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let spinner = {
+        let spin = spin.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            while spin.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+                std::hint::spin_loop();
+            }
+        })
+    };
+    let started = Instant::now();
+    let job = loop {
+        let jobs: Vec<Job> = serde_json::from_value(get_json(&agent, "/v1/backups").await).unwrap();
+        if let Some(job) = jobs.into_iter().find(|j| j.scheduled.is_some()) {
+            break job;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no scheduled backup started"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    spin.store(false, Ordering::Relaxed);
+    spinner.join().unwrap();
+    let job = finish(&agent, "backups", &job, Duration::from_secs(90)).await;
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    let scheduled = job.scheduled.as_ref().unwrap();
+    assert_eq!(scheduled.entry, "often");
+    assert!(scheduled.held_ms >= 3_000, "{scheduled:?}");
+    let why = scheduled.held_by.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("cpu") && why.contains("ran at max_delay"),
+        "{scheduled:?}"
+    );
+
+    // The metadata sync sees the new backup in the tier's catalog.
+    let started = Instant::now();
+    loop {
+        let health = get_json(&agent, "/health").await;
+        if health["tiers"]["local"]["backups"].as_u64().unwrap_or(0) >= 1 {
+            assert_eq!(health["tiers"]["primary"]["error"], serde_json::Value::Null);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{health}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = http()
+        .get(format!("{}/metrics", agent.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("graph_agent_tier_readable{tier=\"local\"} 1"),
+        "{metrics}"
     );
 }
 

@@ -45,6 +45,7 @@ fn job(id: &str, state: JobState, from_s: u64, to_s: u64, failure: Option<Failur
         failure,
         phases_ms: [("cut".to_string(), 1_200), ("upload".to_string(), 8_400)].into(),
         progress: None,
+        scheduled: None,
     }
 }
 

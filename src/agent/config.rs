@@ -94,6 +94,29 @@ pub struct AgentConfig {
     /// Where backups go, in order of restore speed: `[[tier]]` tables.
     #[serde(rename = "tier")]
     pub tiers: Vec<Tier>,
+    /// Backups the agent starts by itself: `[[schedule]]` tables.
+    #[serde(default, rename = "schedule", skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<Schedule>,
+}
+
+/// A backup taken every `every`, held back while the host is busier than
+/// `[resources]` allows, but never longer than `max_delay`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    pub name: String,
+    pub kind: crate::api::BackupKind,
+    pub tier: String,
+    pub every: Dur,
+    /// Default: half of `every`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delay: Option<Dur>,
+}
+
+impl Schedule {
+    pub fn max_delay(&self) -> Duration {
+        self.max_delay.map_or(self.every.0 / 2, |d| d.0)
+    }
 }
 
 /// Registration metadata, reported in heartbeats and `/health`.
@@ -578,6 +601,29 @@ impl AgentConfig {
                 }
             }
         }
+        let mut entries = BTreeSet::new();
+        for (i, e) in self.schedules.iter().enumerate() {
+            let field = |f: &str| format!("schedule[{i}].{f}");
+            if e.name.is_empty() || !entries.insert(e.name.as_str()) {
+                return bad(&field("name"), &e.name, "must be set and unique");
+            }
+            if self.tiers.iter().all(|t| t.name != e.tier) {
+                return bad(&field("tier"), &e.tier, "names no `[[tier]]`");
+            }
+            if e.every.0 < Duration::from_secs(1) {
+                return bad(&field("every"), &e.every, "must be at least 1s");
+            }
+            if e.max_delay() > e.every.0 {
+                return bad(
+                    &field("max_delay"),
+                    &Dur(e.max_delay()),
+                    &format!(
+                        "must be at most `every` ({}), or runs would pile up",
+                        e.every
+                    ),
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -701,6 +747,26 @@ restore_sla = "30m"
             "{err}"
         );
         assert!(err.contains("heartbeat.interval"), "{err}");
+    }
+
+    #[test]
+    fn a_schedule_names_its_tier_and_cannot_outwait_its_interval() {
+        let entry = |tier: &str, extra: &str| {
+            format!(
+                "{GOOD}\n[[schedule]]\nname = \"hourly\"\nkind = \"incremental\"\ntier = \"{tier}\"\nevery = \"1h\"\n{extra}"
+            )
+        };
+        let c = load(&entry("primary", "")).unwrap();
+        assert_eq!(c.schedules[0].max_delay(), Duration::from_secs(1800));
+        let err = load(&entry("nowhere", "")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "`agent.toml`: `schedule[0].tier` = `nowhere`: names no `[[tier]]`"
+        );
+        let err = load(&entry("primary", "max_delay = \"2h\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`schedule[0].max_delay` = `2h`"), "{err}");
     }
 
     #[test]

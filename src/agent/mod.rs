@@ -4,14 +4,17 @@
 //!
 //! Collector ([`source`]: consistent cuts of Neo4j) → transport and storage
 //! engine ([`repo`]: chunks, encryption, tiers) → jobs with deadlines and
-//! retries ([`service`]) → control API ([`server`]) and heartbeats
-//! ([`heartbeat`]).
+//! retries ([`service`]) → control API ([`server`]), heartbeats
+//! ([`heartbeat`]), the scheduler ([`schedule`]) and the metadata sync
+//! ([`metadata`]).
 
 pub mod config;
 pub mod defect;
 pub mod heartbeat;
+pub mod metadata;
 pub mod repo;
 pub mod retry;
+pub mod schedule;
 pub mod server;
 pub mod service;
 pub mod source;

@@ -102,6 +102,7 @@ async fn health(State(agent): State<Arc<Agent>>) -> Response {
         "version": cfg.agent.version,
         "environment": cfg.agent.environment,
         "dependencies": deps,
+        "tiers": agent.tier_status(),
     }))
     .into_response()
 }
@@ -259,6 +260,20 @@ async fn metrics(State(agent): State<Arc<Agent>>) -> Response {
         "graph_agent_last_success_timestamp_seconds {}",
         m.last_success_ms.map_or(0.0, |ms| ms as f64 / 1000.0)
     );
+    // Each family's samples stay together under its TYPE line.
+    let tiers = agent.tier_status();
+    let _ = writeln!(out, "# TYPE graph_agent_tier_backups gauge");
+    for (tier, n) in tiers.iter().filter_map(|(t, s)| Some((t, s.backups?))) {
+        let _ = writeln!(out, "graph_agent_tier_backups{{tier=\"{tier}\"}} {n}");
+    }
+    let _ = writeln!(out, "# TYPE graph_agent_tier_readable gauge");
+    for (tier, st) in &tiers {
+        let _ = writeln!(
+            out,
+            "graph_agent_tier_readable{{tier=\"{tier}\"}} {}",
+            u8::from(st.error.is_none())
+        );
+    }
     let _ = writeln!(out, "# TYPE graph_agent_heartbeat_failures_total counter");
     let _ = writeln!(
         out,

@@ -62,6 +62,7 @@ pub struct Agent {
     state: Mutex<AgentState>,
     pub metrics: Mutex<Metrics>,
     capture_ready: OnceCell<()>,
+    tier_status: Mutex<BTreeMap<String, super::metadata::TierStatus>>,
 }
 
 /// The job table in `agent.state_dir`.
@@ -168,6 +169,7 @@ impl Agent {
             state: Mutex::new(state),
             metrics: Mutex::new(Metrics::default()),
             capture_ready: OnceCell::new(),
+            tier_status: Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -185,6 +187,28 @@ impl Agent {
             base: t.backoff_base.0,
             cap: t.backoff_cap.0,
         }
+    }
+
+    /// The recovery points (Unix ms) of the backups `tier`'s catalog lists.
+    pub async fn catalog(&self, tier: &str) -> Result<Vec<u64>, String> {
+        let repo = self.repository(tier).await.map_err(|e| e.message)?;
+        let entries = repo.catalog().await.map_err(|e| e.to_string())?;
+        Ok(entries.iter().map(|e| e.recovery_point.time_ms).collect())
+    }
+
+    /// Every tier's status as the last metadata sync saw it.
+    pub fn tier_status(&self) -> BTreeMap<String, super::metadata::TierStatus> {
+        self.tier_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_tier_status(&self, tier: &str, status: super::metadata::TierStatus) {
+        self.tier_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tier.to_string(), status);
     }
 
     pub fn tier(&self, name: &str) -> Option<&Tier> {
@@ -281,6 +305,7 @@ impl Agent {
             failure: None,
             phases_ms: BTreeMap::new(),
             progress: None,
+            scheduled: None,
         };
         {
             let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -379,6 +404,22 @@ impl Agent {
             Some(kind),
             move |agent, id| async move { agent.backup(&id, kind, &tier).await.map(Some) },
         )
+    }
+
+    /// A backup the scheduler starts: the job says which entry and how long
+    /// busy resources held it back.
+    pub fn submit_scheduled(
+        self: &Arc<Self>,
+        kind: BackupKind,
+        tier: &str,
+        scheduled: crate::api::Scheduled,
+    ) -> Job {
+        let job = self.submit_backup(kind, tier);
+        self.update(&job.id, |j| j.scheduled = Some(scheduled.clone()));
+        Job {
+            scheduled: Some(scheduled),
+            ..job
+        }
     }
 
     pub fn submit_restore(self: &Arc<Self>, backup: &str, tier: &str) -> Job {

@@ -162,6 +162,23 @@ pub struct Job {
     /// restore counts entities written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
+    /// Set on jobs the agent's scheduler started, not a client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled: Option<Scheduled>,
+}
+
+/// How a scheduled job came to start when it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scheduled {
+    /// The `[[schedule]]` entry's name.
+    pub entry: String,
+    /// When the entry was due (Unix ms).
+    pub due_ms: u64,
+    /// How long busy resources held the job back.
+    pub held_ms: u64,
+    /// Why it was held, e.g. `cpu 93% > 70%`; `None` if it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
 }
 
 /// `done` of `total` units of the phase named `phase`.

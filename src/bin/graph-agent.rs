@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use graphdrill::agent::config::AgentConfig;
 use graphdrill::agent::service::Agent;
-use graphdrill::agent::{heartbeat, server};
+use graphdrill::agent::{heartbeat, metadata, schedule, server};
 use graphdrill::api::{BackupKind, Job, JobState};
 
 /// Consistent, encrypted, tiered Neo4j backups with restore and verification.
@@ -141,6 +141,8 @@ async fn serve(agent: Arc<Agent>) -> ExitCode {
     };
     tracing::info!(%addr, agent = %agent.config.agent.id, "serving the control API");
     let beats = heartbeat::spawn(agent.clone());
+    schedule::spawn(agent.clone());
+    metadata::spawn(agent.clone());
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler installs");

@@ -443,6 +443,7 @@ mod tests {
             failure: None,
             phases_ms: Default::default(),
             progress: None,
+            scheduled: None,
         }
     }
 

@@ -78,6 +78,7 @@ mod tests {
             failure: None,
             phases_ms: [("fetch".to_string(), 500), ("apply".to_string(), 1_400)].into(),
             progress: None,
+            scheduled: None,
         }
     }
 

@@ -44,6 +44,8 @@ pub struct AgentSetup {
     pub keys: Vec<(String, [u8; 32])>,
     /// How far off the agent's wall clock runs, in ms (libfaketime).
     pub clock_skew_ms: i64,
+    /// TOML appended to the configuration, e.g. `[[schedule]]` tables.
+    pub extra: String,
 }
 
 /// A running (or stopped) agent process.
@@ -143,7 +145,7 @@ impl AgentProcess {
              [control]\ntoken_file = \"{}\"\n\n{DEFAULTS}\n\
              [heartbeat]\nurl = \"http://{}/heartbeat\"\ninterval = \"1s\"\noffline_threshold = \"3s\"\n\n\
              {}\n{}\n{key_lines}\n{}\n{}\n\
-             [[tier]]\nname = \"local\"\nkind = \"local\"\npath = \"{}\"\nretention = \"7d\"\nrestore_sla = \"5m\"\n",
+             [[tier]]\nname = \"local\"\nkind = \"local\"\npath = \"{}\"\nretention = \"7d\"\nrestore_sla = \"5m\"\n{}",
             self.port,
             d.join("state").display(),
             d.join("token").display(),
@@ -153,6 +155,7 @@ impl AgentProcess {
             s3_tier("primary", "s3-primary", Link::S3Primary),
             s3_tier("archive", "s3-archive", Link::S3Archive),
             d.join("snapshots").display(),
+            self.setup.extra,
         );
         std::fs::write(d.join("agent.toml"), config).map_err(io)
     }

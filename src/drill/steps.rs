@@ -402,6 +402,7 @@ impl<'a> Drill<'a> {
             token,
             keys: vec![key],
             clock_skew_ms: 0,
+            extra: String::new(),
         };
         let _ = std::fs::create_dir_all(self.store.dir.join("logs"));
         let env = self.env.clone();

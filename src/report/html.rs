@@ -918,6 +918,7 @@ mod tests {
             failure,
             phases_ms: Default::default(),
             progress: None,
+            scheduled: None,
         };
         let timeout = Failure {
             class: FailureClass::Timeout,
