@@ -415,11 +415,9 @@ impl Agent {
         scheduled: crate::api::Scheduled,
     ) -> Job {
         let job = self.submit_backup(kind, tier);
-        self.update(&job.id, |j| j.scheduled = Some(scheduled.clone()));
-        Job {
-            scheduled: Some(scheduled),
-            ..job
-        }
+        let scheduled = Some(Box::new(scheduled));
+        self.update(&job.id, |j| j.scheduled = scheduled.clone());
+        Job { scheduled, ..job }
     }
 
     pub fn submit_restore(self: &Arc<Self>, backup: &str, tier: &str) -> Job {
