@@ -198,7 +198,7 @@ pub enum EventKind {
     /// A job reached a terminal state, or was still running when given up on.
     Job {
         step: usize,
-        job: Job,
+        job: Box<Job>,
         /// When the runner asked for it and saw it end, by its own clock.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seen: Option<Seen>,

@@ -29,8 +29,8 @@ fn at(s: f64, kind: EventKind) -> Event {
     }
 }
 
-fn job(id: &str, state: JobState, from_s: u64, to_s: u64, failure: Option<Failure>) -> Job {
-    Job {
+fn job(id: &str, state: JobState, from_s: u64, to_s: u64, failure: Option<Failure>) -> Box<Job> {
+    Box::new(Job {
         id: id.into(),
         kind: JobKind::Backup,
         state,
@@ -46,7 +46,7 @@ fn job(id: &str, state: JobState, from_s: u64, to_s: u64, failure: Option<Failur
         phases_ms: [("cut".to_string(), 1_200), ("upload".to_string(), 8_400)].into(),
         progress: None,
         scheduled: None,
-    }
+    })
 }
 
 /// A drill where S3 went away during a backup: the first backup failed,

@@ -415,7 +415,7 @@ impl Agent {
         scheduled: crate::api::Scheduled,
     ) -> Job {
         let job = self.submit_backup(kind, tier);
-        let scheduled = Some(Box::new(scheduled));
+        let scheduled = Some(scheduled);
         self.update(&job.id, |j| j.scheduled = scheduled.clone());
         Job { scheduled, ..job }
     }

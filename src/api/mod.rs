@@ -164,7 +164,7 @@ pub struct Job {
     pub progress: Option<Progress>,
     /// Set on jobs the agent's scheduler started, not a client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scheduled: Option<Box<Scheduled>>,
+    pub scheduled: Option<Scheduled>,
 }
 
 /// How a scheduled job came to start when it did.

@@ -452,7 +452,7 @@ mod tests {
             time_ms: 20_000,
             kind: EventKind::Job {
                 step: 0,
-                job,
+                job: Box::new(job),
                 seen: None,
                 catalog_present,
             },
@@ -535,7 +535,7 @@ mod tests {
             time_ms: 140_000,
             kind: EventKind::Job {
                 step: 0,
-                job: j,
+                job: Box::new(j),
                 seen: Some(seen),
                 catalog_present: None,
             },

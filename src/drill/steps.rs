@@ -766,7 +766,7 @@ impl<'a> Drill<'a> {
         if let Some(job) = job {
             self.events().push(EventKind::Job {
                 step: i,
-                job: job.clone(),
+                job: Box::new(job.clone()),
                 seen,
                 catalog_present,
             });

@@ -935,7 +935,7 @@ mod tests {
                 s,
                 EventKind::Job {
                     step: 1,
-                    job,
+                    job: Box::new(job),
                     seen: None,
                     catalog_present: None,
                 },
