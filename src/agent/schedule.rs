@@ -1,4 +1,5 @@
-//! The scheduler: each `[[schedule]]` entry starts a backup every `every`.
+//! The scheduler: each `[[schedule]]` entry starts a backup every `every`,
+//! and a new data key seals from every `encryption.rotation` on.
 //!
 //! A due backup waits while the host is busier than `[resources]` allows
 //! (CPU use, average I/O wait), measured over one second at a time, but
@@ -115,11 +116,21 @@ async fn measure() -> Load {
     load(a, sample())
 }
 
-/// Starts one task per `[[schedule]]` entry; they end with the process.
+/// Starts one task per `[[schedule]]` entry, and the data-key rotation
+/// every `encryption.rotation`; they end with the process.
 pub fn spawn(agent: Arc<Agent>) {
     for entry in agent.config.schedules.clone() {
         tokio::spawn(run(agent.clone(), entry));
     }
+    let every = agent.config.encryption.rotation.0;
+    tokio::spawn(async move {
+        // The agent made its first data key at start.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tick.tick().await;
+            agent.rotate_data_key();
+        }
+    });
 }
 
 async fn run(agent: Arc<Agent>, entry: Schedule) {

@@ -95,6 +95,7 @@ async fn health(State(agent): State<Arc<Agent>>) -> Response {
         ready &= ok;
         deps.insert(name, json!({ "ok": ok, "address": addr }));
     }
+    let (master, data_key, since) = agent.key_status();
     Json(json!({
         "status": if ready { "ok" } else { "degraded" },
         "agent": cfg.agent.id,
@@ -103,6 +104,7 @@ async fn health(State(agent): State<Arc<Agent>>) -> Response {
         "environment": cfg.agent.environment,
         "dependencies": deps,
         "tiers": agent.tier_status(),
+        "encryption": { "master_key": master, "data_key": data_key, "data_key_since_ms": since },
     }))
     .into_response()
 }
@@ -274,6 +276,8 @@ async fn metrics(State(agent): State<Arc<Agent>>) -> Response {
             u8::from(st.error.is_none())
         );
     }
+    let _ = writeln!(out, "# TYPE graph_agent_key_rotations_total counter");
+    let _ = writeln!(out, "graph_agent_key_rotations_total {}", m.key_rotations);
     let _ = writeln!(out, "# TYPE graph_agent_heartbeat_failures_total counter");
     let _ = writeln!(
         out,

@@ -50,11 +50,15 @@ pub struct Metrics {
     pub job_seconds: Vec<(JobKind, f64)>,
     pub last_success_ms: Option<u64>,
     pub heartbeat_failures: u64,
+    pub key_rotations: u64,
 }
 
 pub struct Agent {
     pub config: AgentConfig,
-    keyring: Keyring,
+    /// Master keys from the configuration and the data keys made since start.
+    keyring: Mutex<Keyring>,
+    /// When the current data key was made (Unix ms).
+    data_key_since_ms: std::sync::atomic::AtomicU64,
     token: String,
     jobs: Mutex<BTreeMap<String, Job>>,
     next_job: AtomicU32,
@@ -126,6 +130,8 @@ impl Agent {
             keyring.rotate(&old.key_id, load(&old.key_file)?);
         }
         keyring.rotate(&enc.key_id, load(&enc.key_file)?);
+        let since = now_ms();
+        keyring.new_data_key(since);
         let token = match &config.control.token_file {
             Some(path) => read_secret(path)?,
             None => std::env::var("GRAPH_AGENT_TOKEN").map_err(|_| StartError {
@@ -161,7 +167,8 @@ impl Agent {
             + 1;
         Ok(Arc::new(Self {
             config,
-            keyring,
+            keyring: Mutex::new(keyring),
+            data_key_since_ms: since.into(),
             token,
             jobs: Mutex::new(jobs),
             next_job: AtomicU32::new(next_job),
@@ -209,6 +216,34 @@ impl Agent {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(tier.to_string(), status);
+    }
+
+    /// Makes a new data key the one that seals from now on (jobs already
+    /// running keep theirs); returns its id.
+    pub fn rotate_data_key(&self) -> String {
+        let now = now_ms();
+        let id = self
+            .keyring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .new_data_key(now);
+        self.data_key_since_ms.store(now, Ordering::SeqCst);
+        self.metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .key_rotations += 1;
+        tracing::info!(key = %id, "rotated the data key");
+        id
+    }
+
+    /// (master key id, current data key id, when that data key was made).
+    pub fn key_status(&self) -> (String, String, u64) {
+        let ring = self.keyring.lock().unwrap_or_else(|p| p.into_inner());
+        (
+            ring.master_id().to_string(),
+            ring.current_id().to_string(),
+            self.data_key_since_ms.load(Ordering::SeqCst),
+        )
     }
 
     pub fn tier(&self, name: &str) -> Option<&Tier> {
@@ -562,9 +597,12 @@ impl Agent {
                 Store::S3(bucket)
             }
         };
-        Repository::open(store, self.keyring.clone())
-            .await
-            .map_err(Into::into)
+        let keyring = self
+            .keyring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Repository::open(store, keyring).await.map_err(Into::into)
     }
 
     /// Takes a cut and stores it in `tier`; returns the backup's id.

@@ -65,27 +65,49 @@ impl Key {
 }
 
 /// The keys an agent holds: the current one seals, any of them opens.
-/// Rotation adds a key and makes it current; old backups stay readable.
+///
+/// Two kinds. *Master keys* come from the configuration (`key_file`, and
+/// `previous` after an operator's rotation); they seal only data keys and a
+/// repository's name key. *Data keys* are made by the agent on a schedule
+/// (`encryption.rotation`) and seal the objects of backups; each is stored in
+/// every repository it sealed something in, as `keys/<id>` sealed by the
+/// master key, so any holder of that master key can read the backups and a
+/// data key never lives only on the agent's disk.
 #[derive(Clone)]
 pub struct Keyring {
     current: String,
+    master: String,
     keys: BTreeMap<String, Key>,
+    /// Raw bytes of the data keys this keyring made, to seal into `keys/`.
+    made: BTreeMap<String, Vec<u8>>,
+    /// Data keys found in a repository whose master key is not held:
+    /// data key id → master key id, for an error that names both.
+    locked: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyring")
             .field("current", &self.current)
+            .field("master", &self.master)
             .field("key_ids", &self.keys.keys().collect::<Vec<_>>())
             .finish()
     }
+}
+
+/// The object a data key is stored in.
+pub fn data_key_object(id: &str) -> String {
+    format!("keys/{id}")
 }
 
 impl Keyring {
     pub fn new(key_id: &str, key: Key) -> Self {
         Self {
             current: key_id.to_string(),
+            master: key_id.to_string(),
             keys: BTreeMap::from([(key_id.to_string(), key)]),
+            made: BTreeMap::new(),
+            locked: BTreeMap::new(),
         }
     }
 
@@ -107,26 +129,89 @@ impl Keyring {
             })
     }
 
-    /// Adds `key` and makes it the one that seals from now on.
+    /// Adds master key `key` and makes it the one that seals from now on.
     pub fn rotate(&mut self, key_id: &str, key: Key) {
         self.keys.insert(key_id.to_string(), key);
         self.current = key_id.to_string();
+        self.master = key_id.to_string();
+    }
+
+    /// Makes a fresh data key, of the master key's size, the one that seals
+    /// from now on; returns its id.
+    pub fn new_data_key(&mut self, now_ms: u64) -> String {
+        let len = match self.keys[&self.master] {
+            Key::Aes256(_) => 32,
+            Key::Aes128(_) => 16,
+        };
+        let mut bytes = vec![0u8; len];
+        rand::rng().fill_bytes(&mut bytes);
+        let id = format!("dk-{now_ms}-{:08x}", rand::rng().next_u32());
+        let key = Key::from_bytes(&bytes).expect("16 or 32 bytes make a key");
+        self.keys.insert(id.clone(), key);
+        self.made.insert(id.clone(), bytes);
+        self.current = id.clone();
+        id
     }
 
     pub fn current_id(&self) -> &str {
         &self.current
     }
 
+    pub fn master_id(&self) -> &str {
+        &self.master
+    }
+
+    pub fn holds(&self, key_id: &str) -> bool {
+        self.keys.contains_key(key_id)
+    }
+
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.keys.keys().map(String::as_str)
     }
 
+    /// The current data key sealed by the master key, for
+    /// [`data_key_object`]; `None` while the master key seals (no data key yet).
+    pub fn sealed_current(&self) -> Option<Vec<u8>> {
+        let bytes = self.made.get(&self.current)?;
+        Some(self.seal_with(&self.master, &data_key_object(&self.current), bytes))
+    }
+
+    /// Adds data key `id` from its sealed object. A data key sealed by a
+    /// master key this keyring lacks is remembered, to be named when an
+    /// object needs it.
+    pub fn add_sealed(&mut self, id: &str, sealed: &[u8]) -> Result<(), RepoError> {
+        let object = data_key_object(id);
+        match Self::key_id_of(sealed) {
+            Some(master) if !self.keys.contains_key(master) => {
+                self.locked.insert(id.to_string(), master.to_string());
+                return Ok(());
+            }
+            _ => {}
+        }
+        let bytes = self.open(&object, sealed)?;
+        let key = Key::from_bytes(&bytes).ok_or_else(|| RepoError::Integrity {
+            object,
+            message: format!("holds {} bytes, not a 16- or 32-byte key", bytes.len()),
+        })?;
+        self.keys.insert(id.to_string(), key);
+        Ok(())
+    }
+
     /// Seals `plaintext` with the current key, bound to `name`.
     pub fn seal(&self, name: &str, plaintext: &[u8]) -> Vec<u8> {
+        self.seal_with(&self.current, name, plaintext)
+    }
+
+    /// Seals `plaintext` with the master key, bound to `name`.
+    pub fn seal_with_master(&self, name: &str, plaintext: &[u8]) -> Vec<u8> {
+        self.seal_with(&self.master, name, plaintext)
+    }
+
+    fn seal_with(&self, key_id: &str, name: &str, plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
-        let key = &self.keys[&self.current];
-        let id = self.current.as_bytes();
+        let key = &self.keys[key_id];
+        let id = key_id.as_bytes();
         let mut out = Vec::with_capacity(4 + 1 + id.len() + NONCE_LEN + plaintext.len() + 16);
         out.extend_from_slice(MAGIC);
         out.push(u8::try_from(id.len()).expect("key ids are at most 64 bytes"));
@@ -152,10 +237,17 @@ impl Keyring {
         let key_id = Self::key_id_of(sealed).ok_or_else(|| damaged("bad envelope header"))?;
         let key = self.keys.get(key_id).ok_or_else(|| RepoError::Key {
             key_id: key_id.to_string(),
-            message: format!(
-                "object `{name}` is sealed with key `{key_id}`, which this agent does not hold (it has: {})",
-                self.ids().collect::<Vec<_>>().join(", ")
-            ),
+            message: match self.locked.get(key_id) {
+                Some(master) => format!(
+                    "object `{name}` is sealed with data key `{key_id}`, which `{}` seals with master key `{master}`, which this agent does not hold (it has: {})",
+                    data_key_object(key_id),
+                    self.ids().collect::<Vec<_>>().join(", ")
+                ),
+                None => format!(
+                    "object `{name}` is sealed with key `{key_id}`, which this agent does not hold (it has: {})",
+                    self.ids().collect::<Vec<_>>().join(", ")
+                ),
+            },
         })?;
         let body = &sealed[MAGIC.len() + 1 + key_id.len()..];
         if body.len() < NONCE_LEN + 16 {
@@ -208,6 +300,32 @@ mod tests {
         let sealed = ring("k1", 1).seal("o", b"x");
         let err = ring("k2", 2).open("o", &sealed).unwrap_err().to_string();
         assert!(err.contains("key `k1`"), "{err}");
+    }
+
+    #[test]
+    fn a_data_key_travels_sealed_by_the_master_key() {
+        let mut writer = ring("m1", 1);
+        let id = writer.new_data_key(1_700_000_000_000);
+        assert_eq!(writer.current_id(), id);
+        assert_eq!(writer.master_id(), "m1");
+        let object = writer.seal("o", b"payload");
+        let sealed = writer.sealed_current().unwrap();
+        assert_eq!(Keyring::key_id_of(&sealed), Some("m1"));
+
+        let mut reader = ring("m1", 1);
+        reader.add_sealed(&id, &sealed).unwrap();
+        assert_eq!(reader.open("o", &object).unwrap(), b"payload");
+
+        // Without the master key, the error names the data key and the master.
+        let mut stranger = ring("m2", 2);
+        stranger.add_sealed(&id, &sealed).unwrap();
+        let err = stranger.open("o", &object).unwrap_err().to_string();
+        assert!(
+            err.contains(&id) && err.contains("master key `m1`"),
+            "{err}"
+        );
+        // A data key filed under another id does not open.
+        assert!(ring("m1", 1).add_sealed("dk-other", &sealed).is_err());
     }
 
     #[test]

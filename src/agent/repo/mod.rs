@@ -16,7 +16,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-pub use crypto::{Key, Keyring};
+pub use crypto::{Key, Keyring, data_key_object};
 pub use store::{Store, StoreError, StoreErrorKind};
 
 use crate::api::BackupKind;
@@ -246,22 +246,40 @@ impl Repository {
                 (config, name_key)
             }
         };
-        // Seal the name key for the current key too, so a holder of only the
-        // newest key can still read the repository after a rotation.
-        if !config.name_key.contains_key(keyring.current_id()) {
-            let sealed = keyring.seal("config/name_key", &name_key);
+        // Seal the name key for the current master key too, so a holder of
+        // only the newest master key can still read the repository.
+        if !config.name_key.contains_key(keyring.master_id()) {
+            let sealed = keyring.seal_with_master("config/name_key", &name_key);
             config
                 .name_key
-                .insert(keyring.current_id().to_string(), hex::encode(sealed));
+                .insert(keyring.master_id().to_string(), hex::encode(sealed));
             let text = serde_json::to_vec_pretty(&config).expect("config serializes");
             store.put("config", text).await?;
         }
-        Ok(Self {
+        let mut keyring = keyring;
+        let listed = store.list("keys/").await?;
+        for (object, _) in &listed {
+            let id = object.trim_start_matches("keys/");
+            if !keyring.holds(id) {
+                keyring.add_sealed(id, &store.get(object).await?)?;
+            }
+        }
+        let sealed_key = keyring.sealed_current();
+        let object = data_key_object(keyring.current_id());
+        let repo = Self {
             store,
             keyring: std::sync::Arc::new(keyring),
             name_key,
             config,
-        })
+        };
+        // The data key that seals from now on is stored before anything it
+        // seals: a reader never meets an object whose key is missing.
+        if let Some(sealed) = sealed_key
+            && !listed.iter().any(|(o, _)| *o == object)
+        {
+            repo.put_confirmed(&object, sealed).await?;
+        }
+        Ok(repo)
     }
 
     pub fn store(&self) -> &Store {
@@ -602,7 +620,7 @@ fn name_of(name_key: &[u8; 32], plaintext: &[u8]) -> String {
 }
 
 fn unseal_name_key(config: &RepoConfig, keyring: &Keyring) -> Result<[u8; 32], RepoError> {
-    let candidates = std::iter::once(keyring.current_id()).chain(keyring.ids());
+    let candidates = std::iter::once(keyring.master_id()).chain(keyring.ids());
     for key_id in candidates {
         if let Some(sealed) = config.name_key.get(key_id) {
             let sealed = hex::decode(sealed).map_err(|e| RepoError::Format {
@@ -617,7 +635,7 @@ fn unseal_name_key(config: &RepoConfig, keyring: &Keyring) -> Result<[u8; 32], R
         }
     }
     Err(RepoError::Key {
-        key_id: keyring.current_id().to_string(),
+        key_id: keyring.master_id().to_string(),
         message: format!(
             "none of this agent's keys ({}) opens repository {}; it was written with: {}",
             keyring.ids().collect::<Vec<_>>().join(", "),

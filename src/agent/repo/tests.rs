@@ -163,6 +163,47 @@ async fn a_rotated_key_reads_old_backups_and_seals_new_ones() {
 }
 
 #[tokio::test]
+async fn data_keys_rotate_without_reuploads_and_open_with_the_master_key_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = || Store::Local(dir.path().into());
+    let data = stream(300_000, 8);
+    let mut ring = keyring("k1", 1);
+    let first = ring.new_data_key(1);
+    let r = Repository::open(store(), ring.clone()).await.unwrap();
+    let (m1, _) = r
+        .write_backup(manifest("b1", None), &data, 2)
+        .await
+        .unwrap();
+    let second = ring.new_data_key(2);
+    let r = Repository::open(store(), ring).await.unwrap();
+    let (m2, again) = r
+        .write_backup(manifest("b2", None), &data, 2)
+        .await
+        .unwrap();
+    // Chunk names do not depend on the data key: nothing is uploaded twice.
+    assert_eq!(again.chunks_uploaded, 0, "{again:?}");
+    for id in [&first, &second] {
+        assert!(store().stat(&data_key_object(id)).await.unwrap().is_some());
+    }
+    // Another agent with only the master key reads both backups.
+    let reader = Repository::open(store(), keyring("k1", 1)).await.unwrap();
+    assert_eq!(reader.read_stream(&m1, 1).await.unwrap(), data);
+    assert_eq!(reader.read_stream(&m2, 1).await.unwrap(), data);
+    // A damaged data key is named as the object at fault.
+    let object = data_key_object(&first);
+    let path = dir.path().join(&object);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let err = Repository::open(store(), keyring("k1", 1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&object), "{err}");
+}
+
+#[tokio::test]
 async fn an_incomplete_chain_names_the_missing_parent() {
     let dir = tempfile::tempdir().unwrap();
     let r = repo(dir.path()).await;
