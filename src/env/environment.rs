@@ -224,6 +224,53 @@ impl Environment {
         self.record_processes()
     }
 
+    /// Stops one component cleanly: SIGTERM, SIGKILL after the grace time.
+    pub fn stop_component(&self, name: &str) -> Result<(), EnvError> {
+        let proc = lock(&self.procs).remove(name);
+        match proc {
+            Some(p) => {
+                stop_groups(&mut [p], STOP_GRACE);
+                self.record_processes()
+            }
+            None => Err(EnvError::component(name, "is not running")),
+        }
+    }
+
+    /// Runs `neo4j-admin` with `args` for the Neo4j `instance`, which must be
+    /// stopped (e.g. `database dump neo4j --to-path=…`); its output on success.
+    pub fn neo4j_admin(&self, instance: &str, args: &[&str]) -> Result<String, EnvError> {
+        let state = self.state();
+        let endpoint = state
+            .neo4j
+            .get(instance)
+            .ok_or_else(|| EnvError::component(instance, "no such Neo4j instance"))?;
+        let server = Neo4jServer::new(instance, state.dir.join(instance), endpoint.clone());
+        let out = server
+            .admin_tool(&self.tools)
+            .args(args)
+            .output()
+            .map_err(|source| EnvError::Spawn {
+                name: instance.to_string(),
+                program: "neo4j-admin".into(),
+                source,
+            })?;
+        let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+        if out.status.success() {
+            Ok(text(&out.stdout))
+        } else {
+            Err(EnvError::component(
+                instance,
+                format!(
+                    "neo4j-admin {} failed ({}): {} {}",
+                    args.join(" "),
+                    out.status,
+                    text(&out.stdout),
+                    text(&out.stderr)
+                ),
+            ))
+        }
+    }
+
     /// Kills one component at once (SIGKILL), as a crash or region loss would.
     pub fn kill_component(&self, name: &str) -> Result<(), EnvError> {
         let proc = lock(&self.procs).remove(name);

@@ -56,6 +56,19 @@ impl Tool {
         }
     }
 
+    /// What an install of this tool is made from: its version, and for
+    /// Neo4j the hash of the pom that picks its jars.
+    fn recipe(self) -> String {
+        match self {
+            Tool::Neo4j => format!(
+                "{} pom:{}",
+                self.version(),
+                &blake3::hash(NEO4J_POM.as_bytes()).to_hex()[..16]
+            ),
+            _ => self.version().to_string(),
+        }
+    }
+
     /// Programs that must be on PATH to install (and run) this tool.
     fn prerequisites(self) -> &'static [(&'static str, &'static str)] {
         match self {
@@ -107,8 +120,11 @@ impl Tools {
         self.dir(Tool::Toxiproxy).join("toxiproxy-server")
     }
 
+    /// Installed, and by the recipe this build would use: a changed pom
+    /// (another jar needed) installs Neo4j again.
     pub fn is_installed(&self, tool: Tool) -> bool {
-        self.dir(tool).join(MARKER).is_file()
+        std::fs::read_to_string(self.dir(tool).join(MARKER))
+            .is_ok_and(|marker| marker == tool.recipe())
     }
 
     /// Installs whichever of `tools` is missing; a no-op when all are there.
@@ -170,7 +186,7 @@ impl Tools {
             Tool::Seaweedfs => install_seaweedfs(&tmp, &step)?,
             Tool::Toxiproxy => install_toxiproxy(&tmp, &step)?,
         }
-        std::fs::write(tmp.join(MARKER), tool.version()).map_err(|e| EnvError::io(&tmp, e))?;
+        std::fs::write(tmp.join(MARKER), tool.recipe()).map_err(|e| EnvError::io(&tmp, e))?;
         let _ = std::fs::remove_dir_all(&dest);
         std::fs::rename(&tmp, &dest).map_err(|e| EnvError::io(&dest, e))?;
         let msg = format!(

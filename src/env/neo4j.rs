@@ -96,6 +96,15 @@ impl Neo4jServer {
     }
 }
 
+impl Neo4jServer {
+    /// `neo4j-admin` for this instance (run it while the server is stopped).
+    pub fn admin_tool(&self, tools: &Tools) -> Command {
+        let mut cmd = self.java(tools, 512);
+        cmd.arg("org.neo4j.cli.AdminTool");
+        cmd
+    }
+}
+
 impl Component for Neo4jServer {
     fn name(&self) -> &str {
         &self.name
@@ -116,15 +125,17 @@ impl Component for Neo4jServer {
         let apoc = conf.join("apoc.conf");
         std::fs::write(
             &apoc,
-            "apoc.trigger.enabled=true\napoc.trigger.refresh=1000\n",
+            // File export and import (inside the import folder) for the
+            // side-by-side benchmark against APOC.
+            "apoc.trigger.enabled=true\napoc.trigger.refresh=1000\n\
+             apoc.export.file.enabled=true\napoc.import.file.enabled=true\n",
         )
         .map_err(|e| EnvError::io(&apoc, e))?;
         // The first start takes the initial password from data/dbms/auth.ini.
         if !self.dir.join("data/dbms/auth.ini").exists() {
             let pw = read_secret(&self.endpoint.admin_password_file)?;
-            let mut set = self.java(tools, 128);
-            set.args(["org.neo4j.cli.AdminTool", "dbms", "set-initial-password"])
-                .arg(pw);
+            let mut set = self.admin_tool(tools);
+            set.args(["dbms", "set-initial-password"]).arg(pw);
             let out = set.output().map_err(|source| EnvError::Spawn {
                 name: self.name.clone(),
                 program: "java".into(),
