@@ -234,7 +234,7 @@ async fn full_backup_restores_every_property_type_exactly() {
     let chain = repo.chain("full-1").await.unwrap();
     assert_eq!((chain[0].counts.nodes, chain[0].counts.rels), (5, 7));
     let stream = repo.read_stream(&chain[0], 3).await.unwrap();
-    let back = Decoder::new(&stream).records().unwrap();
+    let back = graph_of(Decoder::new(&stream).records().unwrap());
     let target = agent_source(env, "neo4j-recovery").await;
     let mut progress = 0;
     target.restore(&back, |n| progress = n).await.unwrap();
@@ -305,8 +305,7 @@ async fn incremental_chain_carries_creates_updates_and_deletes() {
 
     // Restored into the recovery instance, it is the same graph again.
     let target = agent_source(env, "neo4j-recovery").await;
-    let records: Vec<Record> = restored.records().collect();
-    target.restore(&records, |_| {}).await.unwrap();
+    target.restore(&restored, |_| {}).await.unwrap();
     assert_eq!(
         graph_of(target.export().await.unwrap()).canonical_hash(),
         now.canonical_hash()

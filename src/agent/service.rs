@@ -813,7 +813,7 @@ impl Agent {
                 .saturating_sub(now_ms()),
         );
         let reserve = (left / 4).min(Duration::from_secs(300));
-        let applied = tokio::time::timeout(left - reserve, self.apply(id, &graph, &expected, backup))
+        let applied = tokio::time::timeout(left - reserve, self.apply(id, &graph, expected, backup))
             .await
             .unwrap_or_else(|_| {
                 Err(JobError::new(
@@ -840,23 +840,26 @@ impl Agent {
         Err(e)
     }
 
-    /// Writes `expected` into the empty target and checks the result.
+    /// Writes `expected` into the empty target and checks the result. At
+    /// most one copy of the graph is held at a time: the expected one while
+    /// writing, the restored records while checking.
     async fn apply(
         &self,
         id: &str,
         graph: &neo4rs::Graph,
-        expected: &Graph,
+        expected: Graph,
         backup: &str,
     ) -> Result<(), JobError> {
         let t = std::time::Instant::now();
         let target = Neo4jSource::new(graph.clone()).with_limit(self.transaction_limit());
-        let records: Vec<Record> = expected.records().collect();
-        let total = records
-            .iter()
-            .filter(|r| matches!(r, Record::Node(_) | Record::Rel(_)))
-            .count() as u64;
+        let want = (
+            expected.canonical_hash(),
+            expected.nodes.len(),
+            expected.rels.len(),
+        );
+        let total = (want.1 + want.2) as u64;
         target
-            .restore(&records, |done| {
+            .restore(&expected, |done| {
                 self.update(id, |j| {
                     j.progress = Some(crate::api::Progress {
                         phase: "apply".into(),
@@ -866,21 +869,20 @@ impl Agent {
                 })
             })
             .await?;
+        drop(expected);
         self.phase(id, "apply", t);
         let t = std::time::Instant::now();
-        let mut restored = Graph::default();
-        for r in target.export().await? {
-            restored.apply(r);
-        }
-        if restored.canonical_hash() != expected.canonical_hash() {
+        let restored = target.export().await?;
+        if crate::graph::canonical_hash(&restored) != want.0 {
+            let count = |f: fn(&Record) -> bool| restored.iter().filter(|r| f(r)).count();
             return Err(JobError::new(
                 FailureClass::Integrity,
                 format!(
                     "the restored graph differs from backup `{backup}` ({} nodes / {} relationships restored, {} / {} expected)",
-                    restored.nodes.len(),
-                    restored.rels.len(),
-                    expected.nodes.len(),
-                    expected.rels.len()
+                    count(|r| matches!(r, Record::Node(_))),
+                    count(|r| matches!(r, Record::Rel(_))),
+                    want.1,
+                    want.2
                 ),
             ));
         }

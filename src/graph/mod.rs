@@ -60,6 +60,21 @@ impl Record {
     }
 }
 
+/// The hash [`Graph::canonical_hash`] gives, of records already in canonical
+/// order (as an export returns them), without building the graph.
+pub fn canonical_hash(
+    records: impl IntoIterator<Item = impl std::borrow::Borrow<Record>>,
+) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    let mut enc = Encoder::default();
+    for record in records {
+        enc.record(record.borrow());
+        hasher.update(enc.bytes());
+        enc.clear();
+    }
+    *hasher.finalize().as_bytes()
+}
+
 /// A whole graph in canonical order, as restored or as expected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Graph {
@@ -102,14 +117,7 @@ impl Graph {
 
     /// The canonical encoding's BLAKE3 hash: equal graphs, equal hashes.
     pub fn canonical_hash(&self) -> [u8; 32] {
-        let mut hasher = blake3::Hasher::new();
-        let mut enc = Encoder::default();
-        for record in self.records() {
-            enc.record(&record);
-            hasher.update(enc.bytes());
-            enc.clear();
-        }
-        *hasher.finalize().as_bytes()
+        canonical_hash(self.records())
     }
 
     /// Relationships whose start or end node is missing.

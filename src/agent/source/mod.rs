@@ -264,12 +264,12 @@ impl Neo4jSource {
         Ok(out.into_iter().map(Record::Schema).collect())
     }
 
-    /// Writes `records` (schema, nodes, relationships; an incremental chain
-    /// already applied) into this database, which should be empty. `progress`
-    /// is called with the number of entities written so far.
+    /// Writes `graph` (an incremental chain already applied) into this
+    /// database, which should be empty: nodes, relationships, then schema.
+    /// `progress` is called with the number of entities written so far.
     pub async fn restore(
         &self,
-        records: &[Record],
+        graph: &GraphModel,
         mut progress: impl FnMut(u64),
     ) -> Result<(), SourceError> {
         let run = |q: String| {
@@ -283,16 +283,7 @@ impl Neo4jSource {
         .await?;
         run("CALL db.awaitIndexes(300)".into()).await?;
         let mut written = 0u64;
-        let nodes: Vec<&Node> = records
-            .iter()
-            .filter_map(|r| {
-                if let Record::Node(n) = r {
-                    Some(n)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let nodes: Vec<&Node> = graph.nodes.values().collect();
         let create_nodes = format!(
             "UNWIND $rows AS r \
              CALL apoc.create.node(r.labels + '{RESTORING_LABEL}', \
@@ -322,16 +313,7 @@ impl Neo4jSource {
             written += batch.len() as u64;
             progress(written);
         }
-        let rels: Vec<&Rel> = records
-            .iter()
-            .filter_map(|r| {
-                if let Record::Rel(r) = r {
-                    Some(r)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let rels: Vec<&Rel> = graph.rels.values().collect();
         let create_rels = format!(
             "UNWIND $rows AS r \
              MATCH (a:{RESTORING_LABEL} {{{ID_PROPERTY}: r.start}}), (b:{RESTORING_LABEL} {{{ID_PROPERTY}: r.end}}) \
@@ -376,10 +358,8 @@ impl Neo4jSource {
             }
         }
         run("DROP INDEX graph_agent_restoring IF EXISTS".into()).await?;
-        for r in records {
-            if let Record::Schema(s) = r {
-                run(s.clone()).await?;
-            }
+        for s in &graph.schema {
+            run(s.clone()).await?;
         }
         Ok(())
     }
