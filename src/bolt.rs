@@ -44,12 +44,14 @@ pub async fn is_empty(graph: &Graph) -> Result<bool, String> {
 /// failed restore leaves nothing behind.
 pub async fn wipe(graph: &Graph) -> Result<(), String> {
     let text = |e: neo4rs::Error| e.to_string();
-    graph
-        .run(query(
-            "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 5000 ROWS",
-        ))
-        .await
-        .map_err(text)?;
+    // Relationships first, so that no batch holds a hub's whole neighbourhood
+    // (a node with 100 000 relationships outgrows the transaction memory).
+    for q in [
+        "MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 10000 ROWS",
+        "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS",
+    ] {
+        graph.run(query(q)).await.map_err(text)?;
+    }
     for (show, kind) in [
         ("SHOW CONSTRAINTS YIELD name", "CONSTRAINT"),
         (

@@ -57,10 +57,14 @@ pub fn decode(p: &str) -> String {
 }
 
 /// `[[key, encoded value], …]` of an entity's properties, without graph-agent's own.
+///
+/// Most values are strings, numbers and booleans (or lists of them), which
+/// cross as they are: their type is read once and they skip [`encode`].
 pub fn encoded_props(entity: &str) -> String {
+    let v = format!("{entity}[k]");
     format!(
-        "[k IN keys({entity}) WHERE k <> '{id}' | [k, {}]]",
-        encode(&format!("{entity}[k]")),
+        "[k IN keys({entity}) WHERE k <> '{id}' | [k, [t IN [valueType({v})] |          CASE WHEN left(t, 1) IN ['S', 'I', 'F', 'B']                 OR left(t, 6) IN ['LIST<S', 'LIST<I', 'LIST<F', 'LIST<B'] THEN {v}          ELSE {} END][0]]]",
+        encode(&v),
         id = super::ID_PROPERTY
     )
 }
