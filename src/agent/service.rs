@@ -788,9 +788,7 @@ impl Agent {
             })?;
             // Each backup carries the whole schema as it stood.
             expected.schema.clear();
-            for r in records {
-                expected.apply(r);
-            }
+            expected.apply_all(records);
         }
         self.phase(id, "decode", t);
         let graph = self

@@ -106,6 +106,26 @@ impl Graph {
         }
     }
 
+    /// Applies one backup's records, in canonical order (upserts before
+    /// deletions). Deleted nodes take their relationships along in one pass
+    /// at the end, not one pass over every relationship per deleted node.
+    pub fn apply_all(&mut self, records: impl IntoIterator<Item = Record>) {
+        let mut deleted = std::collections::HashSet::new();
+        for r in records {
+            match r {
+                Record::DeleteNode(id) => {
+                    self.nodes.remove(&id);
+                    deleted.insert(id);
+                }
+                other => self.apply(other),
+            }
+        }
+        if !deleted.is_empty() {
+            self.rels
+                .retain(|_, r| !deleted.contains(&r.start) && !deleted.contains(&r.end));
+        }
+    }
+
     /// The graph as records in canonical order.
     pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
         self.schema
@@ -180,6 +200,27 @@ mod tests {
         g.apply(Record::DeleteNode("1".into()));
         assert!(g.rels.is_empty());
         assert!(g.dangling().is_empty());
+    }
+
+    #[test]
+    fn applying_a_stream_at_once_equals_applying_it_record_by_record() {
+        let stream = [
+            node("1"),
+            node("2"),
+            node("3"),
+            rel("a", "1", "2"),
+            rel("b", "2", "3"),
+            rel("loop", "3", "3"),
+            Record::DeleteRel("b".into()),
+            Record::DeleteNode("3".into()),
+        ];
+        let (mut one, mut all) = (Graph::default(), Graph::default());
+        for r in stream.clone() {
+            one.apply(r);
+        }
+        all.apply_all(stream);
+        assert_eq!(one, all);
+        assert_eq!(all.rels.keys().collect::<Vec<_>>(), ["a"]);
     }
 
     #[test]
