@@ -100,18 +100,22 @@ async fn run_job(agent: &AgentProc, path: &str, body: serde_json::Value, limit: 
 
 /// Polls a job until it is terminal; fails the test if it outlives `limit`.
 async fn finish(agent: &AgentProc, collection: &str, job: &Job, limit: Duration) -> Job {
+    wait_until(agent, collection, job, limit, |j| j.state.is_terminal()).await
+}
+
+/// Polls a job until `done` holds for it; fails the test after `limit`.
+async fn wait_until(
+    agent: &AgentProc,
+    collection: &str,
+    job: &Job,
+    limit: Duration,
+    done: impl Fn(&Job) -> bool,
+) -> Job {
     let started = Instant::now();
     loop {
-        let now: Job = http()
-            .get(format!("{}/v1/{collection}/{}", agent.url, job.id))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if now.state.is_terminal() {
+        let path = format!("/v1/{collection}/{}", job.id);
+        let now: Job = serde_json::from_value(get_json(agent, &path).await).unwrap();
+        if done(&now) {
             return now;
         }
         assert!(
@@ -119,8 +123,20 @@ async fn finish(agent: &AgentProc, collection: &str, job: &Job, limit: Duration)
             "job still {:?} after {limit:?}: {now:?}",
             now.state
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn get_json(agent: &AgentProc, path: &str) -> serde_json::Value {
+    http()
+        .get(format!("{}{path}", agent.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn wipe_databases(env: &Environment) {
@@ -412,24 +428,14 @@ async fn a_restore_cut_half_way_removes_what_it_wrote() {
     )
     .await;
     // Cut the link to the restore target once the first batches are in.
-    let started = Instant::now();
-    loop {
-        let now: Job = http()
-            .get(format!("{}/v1/restores/{}", agent.url, restore.id))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if now.progress.as_ref().is_some_and(|p| p.done > 0) {
-            break;
-        }
-        assert!(!now.state.is_terminal(), "done before the cut: {now:?}");
-        assert!(started.elapsed() < Duration::from_secs(60), "{now:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let writing = wait_until(&agent, "restores", &restore, Duration::from_secs(60), |j| {
+        j.state.is_terminal() || j.progress.as_ref().is_some_and(|p| p.done > 0)
+    })
+    .await;
+    assert!(
+        !writing.state.is_terminal(),
+        "done before the cut: {writing:?}"
+    );
     let cut = Partition {
         link: Link::Neo4jRecovery,
     };
@@ -463,18 +469,6 @@ async fn a_restore_cut_half_way_removes_what_it_wrote() {
         0,
         "the restore's index is left"
     );
-}
-
-async fn get_json(agent: &AgentProc, path: &str) -> serde_json::Value {
-    http()
-        .get(format!("{}{path}", agent.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
