@@ -689,13 +689,26 @@ async fn a_backup_killed_mid_upload_resumes_without_uploading_twice() {
         archive.list("catalog/").await.unwrap().is_empty(),
         "a killed backup is listed as complete"
     );
-    let uploaded_before: u64 = archive
-        .list("chunks/")
-        .await
-        .unwrap()
-        .iter()
-        .map(|(_, n)| n)
-        .sum();
+    // Requests the proxy still held when the agent died land after it: wait
+    // until storage stops changing before counting what was there.
+    let stored = || async {
+        archive
+            .list("chunks/")
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    let mut uploaded_before = stored().await;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = stored().await;
+        if now == uploaded_before {
+            break;
+        }
+        uploaded_before = now;
+    }
 
     // Same configuration, same state: the next run skips what is stored.
     agent.proc.restart(env).unwrap();
@@ -707,13 +720,7 @@ async fn a_backup_killed_mid_upload_resumes_without_uploading_twice() {
     )
     .await;
     assert_eq!(job.state, JobState::Succeeded, "{job:?}");
-    let total: u64 = archive
-        .list("chunks/")
-        .await
-        .unwrap()
-        .iter()
-        .map(|(_, n)| n)
-        .sum();
+    let total = stored().await;
     let resumed = uploaded_bytes(&agent, "archive").await;
     assert!(uploaded_before > 0);
     assert_eq!(
