@@ -205,14 +205,15 @@ fn every_command_explains_itself() {
 }
 
 /// Starts a lone Toxiproxy server whose API is `api`.
-fn start_toxiproxy(dir: &Path, api: &str) -> Result<u32, EnvError> {
+fn start_toxiproxy(dir: &Path, api: &str) -> Result<(), EnvError> {
     let home = env::home().unwrap();
     let tools = Tools::new(&home);
     tools.ensure(&[Tool::Toxiproxy]).unwrap();
     let server = Arc::new(ToxiproxyServer::new(dir.to_path_buf(), api, Vec::new()));
     let procs = Procs::default();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let started = rt.block_on(env::start(server, &tools, &procs));
+    let backend = env::Backend::Local(tools);
+    let started = rt.block_on(env::start(server, &backend, dir, &procs));
     assert!(
         procs.lock().unwrap().is_empty(),
         "a failed start left a process"

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use graphdrill::check::Status;
 use graphdrill::drill::{self, Progress, RunOptions};
-use graphdrill::env::{self, EnvError, EnvOptions, Environment, Tool, Tools};
+use graphdrill::env::{
+    self, BackendChoice, EnvError, EnvOptions, Environment, Images, Tool, Tools,
+};
 use graphdrill::scenario::{self, Scenario};
 
 /// Exit codes, documented in the README.
@@ -59,9 +61,12 @@ enum Command {
         /// left running), started otherwise.
         #[arg(long, default_value = "drill")]
         env_name: String,
-        /// The graph-agent executable (default: beside graphdrill).
+        /// The graph-agent executable (default: beside graphdrill; the
+        /// docker backend runs the agent's image instead).
         #[arg(long, env = "GRAPHDRILL_AGENT")]
         agent: Option<PathBuf>,
+        #[command(flatten)]
+        backend: BackendArgs,
     },
     /// Check scenario files without running them (exit 2 on any error,
     /// each given as file:line:column, field path, and what was expected).
@@ -96,6 +101,8 @@ enum EnvCommand {
         /// JVM heap of each Neo4j instance, in MiB.
         #[arg(long, default_value_t = 384)]
         neo4j_heap_mb: u32,
+        #[command(flatten)]
+        backend: BackendArgs,
     },
     /// Show the environment's components, their pids and endpoints.
     Status {
@@ -123,6 +130,42 @@ struct Which {
     dir: Option<PathBuf>,
 }
 
+/// Where the servers run.
+#[derive(Args)]
+struct BackendArgs {
+    /// `local`: processes from the tools graphdrill installs (default).
+    /// `docker`: containers through testcontainers, on the engine in
+    /// DOCKER_HOST (or the default socket), with host networking.
+    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
+    backend: BackendKind,
+    /// The images for `--backend docker`: a TOML file overriding any part
+    /// of the shipped docker/images.toml.
+    #[arg(long, env = "GRAPHDRILL_IMAGES")]
+    images: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendKind {
+    Local,
+    Docker,
+}
+
+impl BackendArgs {
+    fn choice(&self) -> Result<BackendChoice, EnvError> {
+        Ok(match self.backend {
+            BackendKind::Local => BackendChoice::Local,
+            BackendKind::Docker => BackendChoice::Docker {
+                host: std::env::var("DOCKER_HOST")
+                    .unwrap_or_else(|_| env::docker::DEFAULT_HOST.into()),
+                images: Box::new(match &self.images {
+                    Some(path) => Images::load(path)?,
+                    None => Images::default(),
+                }),
+            },
+        })
+    }
+}
+
 impl Which {
     fn options(&self) -> EnvOptions {
         EnvOptions {
@@ -148,8 +191,16 @@ fn main() -> ExitCode {
             keep_env,
             env_name,
             agent,
+            backend,
         } => {
-            if agent.is_none() {
+            let backend = match backend.choice() {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(code(&e));
+                }
+            };
+            if agent.is_none() && backend == BackendChoice::Local {
                 build_agent_under_cargo();
             }
             let opts = RunOptions {
@@ -157,7 +208,8 @@ fn main() -> ExitCode {
                 seed,
                 agent_bin: agent.unwrap_or_else(drill::agent::default_bin),
             };
-            return runtime.block_on(run_drills(&paths, &tags, opts, &env_name, keep_env));
+            let env = (env_name.as_str(), backend);
+            return runtime.block_on(run_drills(&paths, &tags, opts, env, keep_env));
         }
         other => Cli { command: other },
     };
@@ -195,9 +247,11 @@ async fn run(cli: Cli) -> Result<(), EnvError> {
             which,
             foreground,
             neo4j_heap_mb,
+            backend,
         }) => {
             let opts = EnvOptions {
                 neo4j_heap_mb,
+                backend: backend.choice()?,
                 ..which.options()
             };
             up(&home, &opts, foreground).await
@@ -267,7 +321,13 @@ fn print_status(env: &Environment) {
     let state = env.state();
     println!("environment `{}` in {}", state.name, state.dir.display());
     for (name, alive) in env.alive() {
-        let pid = state.processes.get(&name).map_or(0, |p| p.pid);
+        let id = match state.processes.get(&name) {
+            Some(p) => match &p.container {
+                Some(c) => format!("container {}", &c[..c.len().min(12)]),
+                None => format!("pid {}", p.pid),
+            },
+            None => "-".into(),
+        };
         let what = if let Some(n) = state.neo4j.get(&name) {
             format!("bolt://{}", n.bolt)
         } else if let Some(s) = state.s3.get(&name) {
@@ -276,7 +336,7 @@ fn print_status(env: &Environment) {
             state.toxiproxy_api.clone()
         };
         let alive = if alive { "up" } else { "DOWN" };
-        println!("  {name:<16} {alive:<5} pid {pid:<8} {what}");
+        println!("  {name:<16} {alive:<5} {id:<22} {what}");
     }
     for (name, link) in &state.links {
         println!("  link {name:<22} {} -> {}", link.listen, link.upstream);
@@ -334,7 +394,7 @@ async fn run_drills(
     paths: &[PathBuf],
     tags: &[String],
     opts: RunOptions,
-    env_name: &str,
+    (env_name, backend): (&str, BackendChoice),
     keep_env: bool,
 ) -> ExitCode {
     let Some(mut scenarios) = load(paths) else {
@@ -347,7 +407,7 @@ async fn run_drills(
         eprintln!("error: no scenario matches");
         return ExitCode::from(exit::BAD_INPUT);
     }
-    if !opts.agent_bin.is_file() {
+    if backend == BackendChoice::Local && !opts.agent_bin.is_file() {
         eprintln!(
             "error: graph-agent not found at `{}` (build it with `cargo build`, or pass --agent)",
             opts.agent_bin.display()
@@ -368,6 +428,7 @@ async fn run_drills(
             .map(|s| s.environment.neo4j_heap_mb)
             .max()
             .unwrap_or(384),
+        backend,
         ..EnvOptions::default()
     };
     let progress = Progress::new();

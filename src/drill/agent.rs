@@ -3,11 +3,12 @@
 //! client for its control API. Everything else goes through the API.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::api::Job;
-use crate::env::{Environment, Link};
+use crate::env::process::{Process, stop_all};
+use crate::env::{Backend, Environment, Link, Role};
 
 /// The agent's settings the runner chooses; a scenario's `[agent]` tables
 /// override them (as `GRAPH_AGENT_SECTION__FIELD`).
@@ -48,10 +49,13 @@ pub struct AgentSetup {
     pub extra: String,
 }
 
-/// A running (or stopped) agent process.
+/// A running (or stopped) agent: a process, or a container on the
+/// container backend.
 pub struct AgentProcess {
     setup: AgentSetup,
-    child: Option<Child>,
+    backend: Backend,
+    env_dir: PathBuf,
+    proc: Option<Process>,
     port: u16,
     api: Api,
 }
@@ -78,7 +82,9 @@ impl AgentProcess {
         };
         let mut agent = Self {
             setup,
-            child: None,
+            backend: env.backend().clone(),
+            env_dir: env.dir().to_path_buf(),
+            proc: None,
             port,
             api,
         };
@@ -161,26 +167,21 @@ impl AgentProcess {
     }
 
     fn spawn(&mut self) -> Result<(), AgentError> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .map_err(|e| AgentError::Process(format!("{}: {e}", self.log_path().display())))?;
-        let err_log = log
-            .try_clone()
-            .map_err(|e| AgentError::Process(e.to_string()))?;
-        let mut cmd = Command::new(&self.setup.bin);
+        let program = self.backend.agent_program(&self.setup.bin);
+        let mut cmd = Command::new(&program);
         cmd.arg("--config")
             .arg(self.setup.dir.join("agent.toml"))
             .arg("serve")
-            .env("GRAPH_AGENT_LOG", "info,neo4rs=warn")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err_log);
+            .env("GRAPH_AGENT_LOG", "info,neo4rs=warn");
         for (k, v) in &self.setup.overrides {
             cmd.env(k, v);
         }
         if self.setup.clock_skew_ms != 0 {
+            if !matches!(self.backend, Backend::Local(_)) {
+                return Err(AgentError::Process(
+                    "a clock skew (libfaketime) works only on the local backend".into(),
+                ));
+            }
             let lib = faketime_lib().ok_or_else(|| AgentError::Process(FAKETIME_MISSING.into()))?;
             // Only the wall clock: timers and timeouts run true.
             cmd.env("LD_PRELOAD", lib)
@@ -188,50 +189,63 @@ impl AgentProcess {
                 .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
                 .env("FAKETIME_NO_CACHE", "1");
         }
-        let mut child = cmd.spawn().map_err(|e| {
-            AgentError::Process(format!("cannot start `{}`: {e}", self.setup.bin.display()))
-        })?;
+        let mut proc = self
+            .backend
+            .spawn(
+                "graph-agent",
+                Role::Agent,
+                cmd,
+                &self.log_path(),
+                &self.env_dir,
+                std::slice::from_ref(&self.setup.dir),
+            )
+            .map_err(|e| {
+                AgentError::Process(format!("cannot start `{}`: {e}", program.display()))
+            })?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
+            if let Some(status) = proc.exited() {
+                proc.kill();
                 return Err(AgentError::Process(format!(
-                    "exited with {status} at start; its log:\n{}",
+                    "exited with {} at start; its log:\n{}",
+                    status.unwrap_or_else(|| "an unknown status".into()),
                     crate::env::process::log_tail(&self.log_path(), 20)
                 )));
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
+                proc.kill();
                 return Err(AgentError::Process("did not listen within 20 s".into()));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.child = Some(child);
+        self.proc = Some(proc);
         Ok(())
     }
 
-    fn signal(&self, sig: i32) {
-        if let Some(c) = &self.child {
-            // SAFETY: signals the child this struct spawned and still owns.
-            unsafe { libc::kill(c.id() as i32, sig) };
-        }
-    }
-
-    /// SIGKILL, as a crash.
+    /// SIGKILL (`docker kill`), as a crash.
     pub fn kill(&mut self) {
-        self.signal(libc::SIGCONT);
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
         }
     }
 
-    pub fn pause(&self) {
-        self.signal(libc::SIGSTOP);
+    /// SIGSTOP (`docker pause`): the agent hangs, connections stay open.
+    pub fn pause(&self) -> Result<(), AgentError> {
+        self.each(Process::pause)
     }
 
-    pub fn resume(&self) {
-        self.signal(libc::SIGCONT);
+    pub fn resume(&self) -> Result<(), AgentError> {
+        self.each(Process::resume)
+    }
+
+    fn each(
+        &self,
+        f: impl Fn(&Process) -> Result<(), crate::env::EnvError>,
+    ) -> Result<(), AgentError> {
+        match &self.proc {
+            Some(p) => f(p).map_err(|e| AgentError::Process(e.to_string())),
+            None => Ok(()),
+        }
     }
 
     /// Stops the agent (if running) and starts it with the same settings.
@@ -263,18 +277,8 @@ impl AgentProcess {
 
     /// SIGTERM, then SIGKILL after 10 s.
     pub fn stop(&mut self) {
-        self.signal(libc::SIGCONT);
-        self.signal(libc::SIGTERM);
-        if let Some(mut c) = self.child.take() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(p) = self.proc.take() {
+            stop_all(&mut [p], Duration::from_secs(10));
         }
     }
 }

@@ -1003,14 +1003,8 @@ impl<'a> Drill<'a> {
                     agent.kill();
                     Ok(())
                 }
-                AgentAction::Pause => {
-                    agent.pause();
-                    Ok(())
-                }
-                AgentAction::Resume => {
-                    agent.resume();
-                    Ok(())
-                }
+                AgentAction::Pause => agent.pause(),
+                AgentAction::Resume => agent.resume(),
                 AgentAction::Restart => agent.restart(&env),
             };
             (agent, r)

@@ -9,20 +9,38 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::EnvError;
+use super::backend::{Backend, Programs, Role};
 use super::process::{Process, log_tail};
-use super::{EnvError, Tools};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A server of the environment, as the local backend runs it.
+/// How to run a component: one-off set-up commands, then the server.
+pub struct Launch {
+    pub setup: Vec<Command>,
+    pub run: Command,
+}
+
+impl From<Command> for Launch {
+    fn from(run: Command) -> Self {
+        Launch {
+            setup: Vec::new(),
+            run,
+        }
+    }
+}
+
+/// A server of the environment, whichever backend runs it.
 pub trait Component: Send + Sync {
     /// Its name in logs, errors and `env.json` (`neo4j`, `s3-primary`, …).
     fn name(&self) -> &str;
+    /// Which image runs it on the container backend.
+    fn role(&self) -> Role;
     /// The file its stdout and stderr go to.
     fn log(&self) -> PathBuf;
-    /// Writes its config and folders (idempotent) and returns the command
-    /// that runs it in the foreground.
-    fn prepare(&self, tools: &Tools) -> Result<Command, EnvError>;
+    /// Writes its config and folders (idempotent) and returns the commands
+    /// that set it up and run it in the foreground, with `programs`.
+    fn prepare(&self, programs: &Programs) -> Result<Launch, EnvError>;
     /// One readiness probe: `Ok` once it answers a real request.
     fn probe(&self) -> BoxFuture<'_, Result<(), String>>;
     /// A fatal error the server reported while still running (some servers
@@ -43,17 +61,32 @@ pub trait Component: Send + Sync {
 /// even if the start that spawned it is abandoned half-way.
 pub type Procs = Arc<Mutex<BTreeMap<String, Process>>>;
 
-/// Starts `c` and returns once it is ready and provisioned. On failure its
-/// process is killed and the error carries the tail of its log.
-pub async fn start(c: Arc<dyn Component>, tools: &Tools, procs: &Procs) -> Result<u32, EnvError> {
+/// Starts `c` on `backend` and returns once it is ready and provisioned.
+/// On failure its process is killed and the error carries the tail of its
+/// log. `env_dir` is the environment's folder.
+pub async fn start(
+    c: Arc<dyn Component>,
+    backend: &Backend,
+    env_dir: &std::path::Path,
+    procs: &Procs,
+) -> Result<(), EnvError> {
     let name = c.name().to_string();
-    let (comp, t) = (c.clone(), tools.clone());
-    let cmd = tokio::task::spawn_blocking(move || comp.prepare(&t))
-        .await
-        .map_err(|e| EnvError::component(&name, e))??;
-    let proc = Process::spawn(&name, cmd, &c.log())?;
-    let pid = proc.pid();
-    tracing::debug!(name, pid, "spawned");
+    let (comp, b, dir) = (c.clone(), backend.clone(), env_dir.to_path_buf());
+    let proc = tokio::task::spawn_blocking(move || -> Result<Process, EnvError> {
+        let launch = comp.prepare(&b.programs())?;
+        for step in launch.setup {
+            b.run_to_end(comp.name(), comp.role(), step, &comp.log(), &dir)?;
+        }
+        b.spawn(comp.name(), comp.role(), launch.run, &comp.log(), &dir, &[])
+    })
+    .await
+    .map_err(|e| EnvError::component(&name, e))??;
+    tracing::debug!(
+        name,
+        pid = proc.pid(),
+        container = proc.container_id(),
+        "spawned"
+    );
     lock(procs).insert(name.clone(), proc);
     let ready = match wait_ready(c.as_ref(), procs).await {
         Ok(()) => c.provision().await,
@@ -65,7 +98,7 @@ pub async fn start(c: Arc<dyn Component>, tools: &Tools, procs: &Procs) -> Resul
         }
         return Err(e);
     }
-    Ok(pid)
+    Ok(())
 }
 
 /// Locks `procs`, ignoring poisoning: the map stays valid whatever panicked.

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::backend::{Backend, BackendChoice};
 use super::component::{self, Component, Procs, lock};
 use super::neo4j::Neo4jServer;
-use super::process::{Process, stop_groups};
+use super::process::{Process, stop_all};
 use super::seaweed::{INTERNAL_PORTS, SeaweedServer};
 use super::state::{LinkEndpoint, ProcessRecord, STATE_FORMAT};
 use super::toxiproxy::{Toxiproxy, ToxiproxyServer};
@@ -34,6 +35,8 @@ pub struct EnvOptions {
     pub neo4j_pagecache_mb: u32,
     /// The backup bucket in each region.
     pub bucket: String,
+    /// Local processes, or containers.
+    pub backend: BackendChoice,
 }
 
 impl Default for EnvOptions {
@@ -44,6 +47,7 @@ impl Default for EnvOptions {
             neo4j_heap_mb: 384,
             neo4j_pagecache_mb: 64,
             bucket: "backups".into(),
+            backend: BackendChoice::Local,
         }
     }
 }
@@ -62,7 +66,7 @@ impl EnvOptions {
 pub struct Environment {
     state: std::sync::Mutex<EnvState>,
     dir: PathBuf,
-    tools: Tools,
+    backend: Backend,
     procs: Procs,
     detached: AtomicBool,
 }
@@ -72,10 +76,16 @@ impl Environment {
     /// are ready. A failure stops whatever had started.
     pub async fn up(home: &std::path::Path, opts: &EnvOptions) -> Result<Self, EnvError> {
         let tools = Tools::new(home);
-        let t = tools.clone();
-        tokio::task::spawn_blocking(move || t.ensure(&Tool::ALL))
-            .await
-            .map_err(|e| EnvError::component("installer", e))??;
+        let (choice, t) = (opts.backend.clone(), tools.clone());
+        // Containers bring their own programs.
+        let backend = tokio::task::spawn_blocking(move || {
+            if choice == BackendChoice::Local {
+                t.ensure(&Tool::ALL)?;
+            }
+            Backend::new(&choice, t)
+        })
+        .await
+        .map_err(|e| EnvError::component("installer", e))??;
         let dir = opts.state_dir(home);
         if let Ok(old) = Environment::attach(home, &dir) {
             if old.alive().iter().any(|(_, alive)| *alive) {
@@ -90,6 +100,11 @@ impl Environment {
             }
             old.detach();
         }
+        // Containers a killed run left behind.
+        let (b, d) = (backend.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || b.sweep(&d))
+            .await
+            .map_err(|e| EnvError::component("environment", e))??;
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| EnvError::io(&dir, e))?;
         }
@@ -99,7 +114,7 @@ impl Environment {
         let env = Environment {
             state: std::sync::Mutex::new(state),
             dir,
-            tools,
+            backend,
             procs: Procs::default(),
             detached: AtomicBool::new(false),
         };
@@ -110,15 +125,24 @@ impl Environment {
     /// The environment recorded in `dir` by another process (or this one).
     pub fn attach(home: &std::path::Path, dir: &std::path::Path) -> Result<Self, EnvError> {
         let state = EnvState::load(dir)?;
+        let backend = Backend::new(&state.backend, Tools::new(home))?;
         let procs: BTreeMap<String, Process> = state
             .processes
             .iter()
-            .map(|(name, r)| (name.clone(), Process::adopt(name, r.pid, &r.log)))
+            .map(|(name, r)| {
+                let p = match (&r.container, &backend) {
+                    (Some(id), Backend::Docker { engine, .. }) => {
+                        Process::container(name, engine.clone(), id.clone(), &r.log)
+                    }
+                    _ => Process::adopt(name, r.pid, &r.log),
+                };
+                (name.clone(), p)
+            })
             .collect();
         Ok(Environment {
             dir: dir.to_path_buf(),
             state: std::sync::Mutex::new(state),
-            tools: Tools::new(home),
+            backend,
             procs: Arc::new(std::sync::Mutex::new(procs)),
             detached: AtomicBool::new(false),
         })
@@ -139,6 +163,11 @@ impl Environment {
         &self.dir
     }
 
+    /// Where its servers (and the agent) run.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
     pub fn toxiproxy(&self) -> Toxiproxy {
         Toxiproxy::new(&self.state().toxiproxy_api)
     }
@@ -151,8 +180,9 @@ impl Environment {
             .collect()
     }
 
-    /// Stops every process (SIGTERM, then SIGKILL after a grace period) and
-    /// removes `env.json`; data and logs stay for inspection.
+    /// Stops every process (SIGTERM, then SIGKILL after a grace period),
+    /// sweeps any container still labelled for it, and removes `env.json`;
+    /// data and logs stay for inspection.
     pub fn down(&self) {
         let mut procs: Vec<Process> = std::mem::take(&mut *lock(&self.procs))
             .into_values()
@@ -160,7 +190,10 @@ impl Environment {
         if procs.is_empty() && !EnvState::path(&self.dir).exists() {
             return;
         }
-        stop_groups(&mut procs, STOP_GRACE);
+        stop_all(&mut procs, STOP_GRACE);
+        if let Err(e) = self.backend.sweep(&self.dir) {
+            tracing::warn!(error = %e, "sweeping containers");
+        }
         let _ = std::fs::remove_file(EnvState::path(&self.dir));
         tracing::info!(dir = %self.dir.display(), "environment down");
     }
@@ -196,8 +229,9 @@ impl Environment {
         let mut set = tokio::task::JoinSet::new();
         for name in self.component_names() {
             let comp = self.component(&name).expect("named from state");
-            let (tools, procs) = (self.tools.clone(), self.procs.clone());
-            set.spawn(async move { component::start(comp, &tools, &procs).await });
+            let (backend, dir, procs) =
+                (self.backend.clone(), self.dir.clone(), self.procs.clone());
+            set.spawn(async move { component::start(comp, &backend, &dir, &procs).await });
         }
         let mut first_err = None;
         while let Some(res) = set.join_next().await {
@@ -220,7 +254,7 @@ impl Environment {
         let comp = self
             .component(name)
             .ok_or_else(|| EnvError::component(name, "no such component"))?;
-        component::start(comp, &self.tools, &self.procs).await?;
+        component::start(comp, &self.backend, &self.dir, &self.procs).await?;
         self.record_processes()
     }
 
@@ -229,7 +263,7 @@ impl Environment {
         let proc = lock(&self.procs).remove(name);
         match proc {
             Some(p) => {
-                stop_groups(&mut [p], STOP_GRACE);
+                stop_all(&mut [p], STOP_GRACE);
                 self.record_processes()
             }
             None => Err(EnvError::component(name, "is not running")),
@@ -237,8 +271,15 @@ impl Environment {
     }
 
     /// Runs `neo4j-admin` with `args` for the Neo4j `instance`, which must be
-    /// stopped (e.g. `database dump neo4j --to-path=…`); its output on success.
+    /// stopped (e.g. `database dump neo4j --to-path=…`); its output on
+    /// success. Local backend only.
     pub fn neo4j_admin(&self, instance: &str, args: &[&str]) -> Result<String, EnvError> {
+        if !matches!(self.backend, Backend::Local(_)) {
+            return Err(EnvError::component(
+                instance,
+                "neo4j-admin runs only on the local backend",
+            ));
+        }
         let state = self.state();
         let endpoint = state
             .neo4j
@@ -246,7 +287,7 @@ impl Environment {
             .ok_or_else(|| EnvError::component(instance, "no such Neo4j instance"))?;
         let server = Neo4jServer::new(instance, state.dir.join(instance), endpoint.clone());
         let out = server
-            .admin_tool(&self.tools)
+            .admin_tool(&self.backend.programs())
             .args(args)
             .output()
             .map_err(|source| EnvError::Spawn {
@@ -292,6 +333,7 @@ impl Environment {
                     ProcessRecord {
                         pid: p.pid(),
                         log: p.log().to_path_buf(),
+                        container: p.container_id().map(str::to_string),
                     },
                 )
             })
@@ -388,6 +430,7 @@ fn new_state(dir: &std::path::Path, opts: &EnvOptions) -> Result<EnvState, EnvEr
         links,
         control_port,
         processes: BTreeMap::new(),
+        backend: opts.backend.clone(),
     })
 }
 

@@ -10,8 +10,11 @@
 //! servers directly, never through the agent's proxies, so a fault on the
 //! agent's links does not blind the judge.
 
+mod backend;
 mod component;
+pub mod docker;
 mod environment;
+mod images;
 pub mod install;
 pub mod neo4j;
 pub mod process;
@@ -21,8 +24,10 @@ pub mod toxiproxy;
 
 use std::path::{Path, PathBuf};
 
-pub use component::{BoxFuture, Component, Procs, start};
+pub use backend::{Backend, BackendChoice, Programs, Role};
+pub use component::{BoxFuture, Component, Launch, Procs, start};
 pub use environment::{EnvOptions, Environment};
+pub use images::{Images, Neo4jImage, ProgramImage, S3Image, S3Kind};
 pub use install::{Tool, Tools};
 pub use state::{EnvState, Link, LinkEndpoint, Neo4jEndpoint, S3Endpoint, load_s3_credentials};
 

@@ -9,8 +9,9 @@ use neo4rs::{Graph, query};
 
 pub use crate::bolt::{connect, query_i64};
 
-use super::component::{BoxFuture, Component};
-use super::{EnvError, Neo4jEndpoint, Tools, read_secret};
+use super::backend::{Programs, Role};
+use super::component::{BoxFuture, Component, Launch};
+use super::{EnvError, Neo4jEndpoint, read_secret};
 
 pub struct Neo4jServer {
     name: String,
@@ -31,7 +32,7 @@ impl Neo4jServer {
         self.dir.join("conf")
     }
 
-    fn config(&self, tools: &Tools) -> String {
+    fn config(&self, programs: &Programs) -> String {
         let d = |sub: &str| self.dir.join(sub).display().to_string();
         format!(
             "# Written by graphdrill.\n\
@@ -60,7 +61,7 @@ impl Neo4jServer {
             logs = d("logs"),
             run = d("run"),
             import = d("import"),
-            plugins = tools.neo4j_home().join("plugins").display(),
+            plugins = programs.neo4j_plugins.display(),
             bolt = self.endpoint.bolt,
             heap = self.endpoint.heap_mb,
             pc = self.endpoint.pagecache_mb,
@@ -68,9 +69,8 @@ impl Neo4jServer {
     }
 
     /// A JVM with Neo4j's classpath and a heap of `heap_mb` MiB.
-    fn java(&self, tools: &Tools, heap_mb: u32) -> Command {
-        let home = tools.neo4j_home();
-        let mut cmd = Command::new("java");
+    fn java(&self, programs: &Programs, heap_mb: u32) -> Command {
+        let mut cmd = Command::new(&programs.java);
         cmd.arg(format!("-Xms{heap_mb}m"))
             .arg(format!("-Xmx{heap_mb}m"))
             .args([
@@ -87,8 +87,8 @@ impl Neo4jServer {
             // APOC's extensions load only from the classpath.
             .arg(format!(
                 "{}:{}",
-                home.join("plugins/*").display(),
-                home.join("lib/*").display()
+                programs.neo4j_plugins.join("*").display(),
+                programs.neo4j_home.join("lib/*").display()
             ))
             .env("NEO4J_HOME", &self.dir)
             .env("NEO4J_CONF", self.conf_dir());
@@ -98,8 +98,8 @@ impl Neo4jServer {
 
 impl Neo4jServer {
     /// `neo4j-admin` for this instance (run it while the server is stopped).
-    pub fn admin_tool(&self, tools: &Tools) -> Command {
-        let mut cmd = self.java(tools, 512);
+    pub fn admin_tool(&self, programs: &Programs) -> Command {
+        let mut cmd = self.java(programs, 512);
         cmd.arg("org.neo4j.cli.AdminTool");
         cmd
     }
@@ -110,18 +110,23 @@ impl Component for Neo4jServer {
         &self.name
     }
 
+    fn role(&self) -> Role {
+        Role::Neo4j
+    }
+
     fn log(&self) -> PathBuf {
         self.dir.join("console.log")
     }
 
-    fn prepare(&self, tools: &Tools) -> Result<Command, EnvError> {
+    fn prepare(&self, programs: &Programs) -> Result<Launch, EnvError> {
         let conf = self.conf_dir();
         for sub in ["conf", "data", "logs", "run", "import"] {
             let p = self.dir.join(sub);
             std::fs::create_dir_all(&p).map_err(|e| EnvError::io(&p, e))?;
         }
         let conf_file = conf.join("neo4j.conf");
-        std::fs::write(&conf_file, self.config(tools)).map_err(|e| EnvError::io(&conf_file, e))?;
+        std::fs::write(&conf_file, self.config(programs))
+            .map_err(|e| EnvError::io(&conf_file, e))?;
         let apoc = conf.join("apoc.conf");
         std::fs::write(
             &apoc,
@@ -132,31 +137,18 @@ impl Component for Neo4jServer {
         )
         .map_err(|e| EnvError::io(&apoc, e))?;
         // The first start takes the initial password from data/dbms/auth.ini.
+        let mut setup = Vec::new();
         if !self.dir.join("data/dbms/auth.ini").exists() {
             let pw = read_secret(&self.endpoint.admin_password_file)?;
-            let mut set = self.admin_tool(tools);
+            let mut set = self.admin_tool(programs);
             set.args(["dbms", "set-initial-password"]).arg(pw);
-            let out = set.output().map_err(|source| EnvError::Spawn {
-                name: self.name.clone(),
-                program: "java".into(),
-                source,
-            })?;
-            if !out.status.success() {
-                return Err(EnvError::component(
-                    &self.name,
-                    format!(
-                        "setting the initial password failed ({}): {}",
-                        out.status,
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ),
-                ));
-            }
+            setup.push(set);
         }
-        let mut cmd = self.java(tools, self.endpoint.heap_mb);
-        cmd.arg("org.neo4j.server.CommunityEntryPoint")
+        let mut run = self.java(programs, self.endpoint.heap_mb);
+        run.arg("org.neo4j.server.CommunityEntryPoint")
             .arg(format!("--home-dir={}", self.dir.display()))
             .arg(format!("--config-dir={}", conf.display()));
-        Ok(cmd)
+        Ok(Launch { setup, run })
     }
 
     fn probe(&self) -> BoxFuture<'_, Result<(), String>> {

@@ -1,5 +1,7 @@
-//! Child processes of the local backend: each in its own process group, its
-//! output in a log file, stopped as a group so no grandchild survives.
+//! The running servers of an environment: on the local backend a child
+//! process in its own group (stopped as a group so no grandchild
+//! survives), on the container backend a container; either way its output
+//! goes to a log file.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -9,15 +11,25 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::EnvError;
+use super::docker::{Engine, Status};
 
 /// A running server started by graphdrill.
-#[derive(Debug)]
 pub struct Process {
     name: String,
-    pid: u32,
     log: PathBuf,
-    /// Present when this process spawned it, so it can be reaped.
-    child: Option<Child>,
+    kind: Kind,
+}
+
+enum Kind {
+    Group {
+        pid: u32,
+        /// Present when this process spawned it, so it can be reaped.
+        child: Option<Child>,
+    },
+    Container {
+        engine: Engine,
+        id: String,
+    },
 }
 
 impl Process {
@@ -42,9 +54,11 @@ impl Process {
         })?;
         Ok(Self {
             name: name.to_string(),
-            pid: child.id(),
             log: log.to_path_buf(),
-            child: Some(child),
+            kind: Kind::Group {
+                pid: child.id(),
+                child: Some(child),
+            },
         })
     }
 
@@ -52,14 +66,34 @@ impl Process {
     pub fn adopt(name: &str, pid: u32, log: &Path) -> Self {
         Self {
             name: name.to_string(),
-            pid,
             log: log.to_path_buf(),
-            child: None,
+            kind: Kind::Group { pid, child: None },
         }
     }
 
+    /// A running container, known by its id.
+    pub fn container(name: &str, engine: Engine, id: String, log: &Path) -> Self {
+        Self {
+            name: name.to_string(),
+            log: log.to_path_buf(),
+            kind: Kind::Container { engine, id },
+        }
+    }
+
+    /// The process group id (0 for a container).
     pub fn pid(&self) -> u32 {
-        self.pid
+        match &self.kind {
+            Kind::Group { pid, .. } => *pid,
+            Kind::Container { .. } => 0,
+        }
+    }
+
+    /// The container's id (`None` for a process).
+    pub fn container_id(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Group { .. } => None,
+            Kind::Container { id, .. } => Some(id),
+        }
     }
 
     pub fn log(&self) -> &Path {
@@ -68,39 +102,82 @@ impl Process {
 
     /// `Some(status)` once the process has exited (`None` status if it was
     /// not our child and so cannot be reaped).
-    pub fn exited(&mut self) -> Option<Option<ExitStatus>> {
-        match &mut self.child {
-            Some(child) => child.try_wait().ok().flatten().map(Some),
-            None => (!group_alive(self.pid)).then_some(None),
+    pub fn exited(&mut self) -> Option<Option<String>> {
+        match &mut self.kind {
+            Kind::Group {
+                child: Some(child), ..
+            } => child
+                .try_wait()
+                .ok()
+                .flatten()
+                .map(|s: ExitStatus| Some(s.to_string())),
+            Kind::Group { pid, child: None } => (!group_alive(*pid)).then_some(None),
+            Kind::Container { engine, id } => match engine.status(id) {
+                Status::Running | Status::Paused => None,
+                Status::Exited(code) => Some(code.map(|c| format!("exit status: {c}"))),
+                Status::Gone => Some(Some("container removed".into())),
+            },
         }
     }
 
     /// The error for a process that exited while it should be serving.
-    pub fn died(&self, status: Option<ExitStatus>) -> EnvError {
+    pub fn died(&self, status: Option<String>) -> EnvError {
         EnvError::Died {
             name: self.name.clone(),
-            status: status.map_or_else(|| "unknown".into(), |s| s.to_string()),
+            status: status.unwrap_or_else(|| "unknown".into()),
             log: self.log.clone(),
             tail: log_tail(&self.log, 40),
         }
     }
 
-    /// SIGKILL to the whole group, at once (a crash, not a shutdown).
+    /// SIGKILL to the whole group or container, at once (a crash, not a
+    /// shutdown).
     pub fn kill(&mut self) {
-        signal_group(self.pid, libc::SIGKILL);
-        self.reap_until(Instant::now() + Duration::from_secs(10));
+        match &self.kind {
+            Kind::Group { pid, .. } => {
+                signal_group(*pid, libc::SIGCONT);
+                signal_group(*pid, libc::SIGKILL);
+                self.reap_until(Instant::now() + Duration::from_secs(10));
+            }
+            Kind::Container { engine, id } => engine.kill(id),
+        }
+    }
+
+    /// Freezes it (SIGSTOP, `docker pause`): connections stay open.
+    pub fn pause(&self) -> Result<(), EnvError> {
+        match &self.kind {
+            Kind::Group { pid, .. } => {
+                signal_group(*pid, libc::SIGSTOP);
+                Ok(())
+            }
+            Kind::Container { engine, id } => engine.pause(id),
+        }
+    }
+
+    /// Thaws it after [`Process::pause`].
+    pub fn resume(&self) -> Result<(), EnvError> {
+        match &self.kind {
+            Kind::Group { pid, .. } => {
+                signal_group(*pid, libc::SIGCONT);
+                Ok(())
+            }
+            Kind::Container { engine, id } => engine.unpause(id),
+        }
     }
 
     /// Waits until the group is gone and, for our own child, reaped: a JVM
     /// shows as a zombie while its threads still exit, and once we exit no
     /// one else may reap it.
     fn reap_until(&mut self, deadline: Instant) -> bool {
+        let Kind::Group { pid, child } = &mut self.kind else {
+            return true;
+        };
         loop {
-            let reaped = match &mut self.child {
+            let reaped = match child {
                 Some(child) => matches!(child.try_wait(), Ok(Some(_))),
                 None => true,
             };
-            if reaped && !group_alive(self.pid) {
+            if reaped && !group_alive(*pid) {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -111,17 +188,28 @@ impl Process {
     }
 }
 
-/// Stops several process groups at once, so the slowest sets the pace.
-pub fn stop_groups(procs: &mut [Process], grace: Duration) {
+/// Stops several processes at once (SIGTERM, SIGKILL after `grace`), so
+/// the slowest sets the pace. Containers are removed once stopped.
+pub fn stop_all(procs: &mut [Process], grace: Duration) {
     for p in procs.iter() {
-        signal_group(p.pid, libc::SIGCONT);
-        signal_group(p.pid, libc::SIGTERM);
+        if let Kind::Group { pid, .. } = p.kind {
+            signal_group(pid, libc::SIGCONT);
+            signal_group(pid, libc::SIGTERM);
+        }
     }
+    std::thread::scope(|s| {
+        for p in procs.iter() {
+            if let Kind::Container { engine, id } = &p.kind {
+                s.spawn(move || engine.stop(id, grace));
+            }
+        }
+    });
     let deadline = Instant::now() + grace;
     for p in procs.iter_mut() {
         if !p.reap_until(deadline) {
-            tracing::warn!(name = %p.name, pid = p.pid, "did not stop in time; killing");
-            signal_group(p.pid, libc::SIGKILL);
+            let pid = p.pid();
+            tracing::warn!(name = %p.name, pid, "did not stop in time; killing");
+            signal_group(pid, libc::SIGKILL);
             p.reap_until(Instant::now() + Duration::from_secs(10));
         }
     }

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use super::component::{BoxFuture, Component};
-use super::{EnvError, S3Endpoint, Tools, load_s3_credentials, write_secret};
+use super::backend::{Programs, Role};
+use super::component::{BoxFuture, Component, Launch};
+use super::{EnvError, S3Endpoint, load_s3_credentials, write_secret};
 use crate::s3::Bucket;
 
 /// `weed mini` listeners besides S3; every one is set, so no default port
@@ -83,11 +84,15 @@ impl Component for SeaweedServer {
         &self.name
     }
 
+    fn role(&self) -> Role {
+        Role::S3
+    }
+
     fn log(&self) -> PathBuf {
         self.dir.join("weed.log")
     }
 
-    fn prepare(&self, tools: &Tools) -> Result<Command, EnvError> {
+    fn prepare(&self, programs: &Programs) -> Result<Launch, EnvError> {
         let data = &self.endpoint.data_dir;
         std::fs::create_dir_all(data).map_err(|e| EnvError::io(data, e))?;
         let config = self.dir.join("s3.json");
@@ -99,8 +104,10 @@ impl Component for SeaweedServer {
             .next()
             .unwrap_or_default()
             .to_string();
-        let mut cmd = Command::new(tools.weed());
-        cmd.arg("mini")
+        let mut cmd = Command::new(&programs.weed);
+        // Anything it writes beside its data stays in its own folder.
+        cmd.current_dir(&self.dir)
+            .arg("mini")
             .arg(format!("-dir={}", data.display()))
             .arg(format!("-s3.config={}", config.display()))
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
@@ -122,7 +129,7 @@ impl Component for SeaweedServer {
         for (flag, port) in &self.endpoint.internal_ports {
             cmd.arg(format!("-{flag}={port}"));
         }
-        Ok(cmd)
+        Ok(cmd.into())
     }
 
     fn probe(&self) -> BoxFuture<'_, Result<(), String>> {

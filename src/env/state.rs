@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::EnvError;
+use super::backend::BackendChoice;
 use crate::s3::S3Credentials;
 
 /// Version of the `env.json` layout; a different one is refused.
@@ -36,6 +37,10 @@ pub struct EnvState {
     pub control_port: u16,
     /// Server processes by component name (process group id = pid).
     pub processes: BTreeMap<String, ProcessRecord>,
+    /// Where the servers run (absent in files from before the container
+    /// backend: local).
+    #[serde(default)]
+    pub backend: BackendChoice,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,8 +96,12 @@ pub struct LinkEndpoint {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessRecord {
+    /// Process group id; 0 for a container.
     pub pid: u32,
     pub log: PathBuf,
+    /// The container's id on the container backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// A network path the agent uses, each through its own Toxiproxy proxy.

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::component::{BoxFuture, Component};
+use super::backend::{Programs, Role};
+use super::component::{BoxFuture, Component, Launch};
 use super::process::log_tail;
-use super::{EnvError, LinkEndpoint, Tools};
+use super::{EnvError, LinkEndpoint};
 
 #[derive(Debug, thiserror::Error)]
 #[error("toxiproxy {op} at {api}: {message}")]
@@ -249,11 +250,15 @@ impl Component for ToxiproxyServer {
         "toxiproxy"
     }
 
+    fn role(&self) -> Role {
+        Role::Toxiproxy
+    }
+
     fn log(&self) -> PathBuf {
         self.dir.join("toxiproxy.log")
     }
 
-    fn prepare(&self, tools: &Tools) -> Result<Command, EnvError> {
+    fn prepare(&self, programs: &Programs) -> Result<Launch, EnvError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| EnvError::io(&self.dir, e))?;
         let port = self.api.rsplit(':').next().unwrap_or_default();
         // The links are created from a config file at start, before the API listens.
@@ -268,10 +273,10 @@ impl Component for ToxiproxyServer {
             serde_json::to_string_pretty(&proxies).expect("json"),
         )
         .map_err(|e| EnvError::io(&config, e))?;
-        let mut cmd = Command::new(tools.toxiproxy());
+        let mut cmd = Command::new(&programs.toxiproxy);
         cmd.args(["-host", "127.0.0.1", "-port", port, "-config"])
             .arg(&config);
-        Ok(cmd)
+        Ok(cmd.into())
     }
 
     fn probe(&self) -> BoxFuture<'_, Result<(), String>> {
