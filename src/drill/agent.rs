@@ -176,6 +176,11 @@ impl AgentProcess {
         for (k, v) in &self.setup.overrides {
             cmd.env(k, v);
         }
+        // The self-test's switch, passed on explicitly: a container inherits
+        // nothing from the runner.
+        if let Ok(defects) = std::env::var("GRAPH_AGENT_DEFECTS") {
+            cmd.env("GRAPH_AGENT_DEFECTS", defects);
+        }
         if self.setup.clock_skew_ms != 0 {
             if !matches!(self.backend, Backend::Local(_)) {
                 return Err(AgentError::Process(

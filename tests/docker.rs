@@ -1,0 +1,379 @@
+//! The container backend on a real Docker engine: a private dockerd
+//! (`scripts/private-dockerd`, stopped by pid), images built here without a
+//! registry (`scripts/build-local-images`), and `graphdrill run --backend
+//! docker` judged against `--backend local`. Skips, saying why, only where
+//! no engine can be started or run a container.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A private engine with the local images, for this test binary.
+struct Engine {
+    dir: PathBuf,
+    host: String,
+    images: PathBuf,
+}
+
+static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+/// One drill at a time: the machine has two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+extern "C" fn stop_engine() {
+    if let Some(Ok(e)) = ENGINE.get() {
+        let _ = Command::new(format!("{ROOT}/scripts/private-dockerd"))
+            .arg("stop")
+            .arg(&e.dir)
+            .output();
+        let _ = std::fs::remove_dir_all(&e.dir);
+    }
+}
+
+/// Stops engines left by test binaries that were killed (no atexit ran).
+fn stop_stale_engines() {
+    for entry in std::fs::read_dir("/tmp").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("gd-dockerd-")
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks whether the owner still runs.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            let _ = Command::new(format!("{ROOT}/scripts/private-dockerd"))
+                .arg("stop")
+                .arg(entry.path())
+                .output();
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The engine, or why there is none here.
+fn engine() -> Result<&'static Engine, String> {
+    ENGINE
+        .get_or_init(start_engine)
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn start_engine() -> Result<Engine, String> {
+    common::ensure_debian_package("docker.io", Path::new("/usr/sbin/dockerd"));
+    stop_stale_engines();
+    let dir = PathBuf::from(format!("/tmp/gd-dockerd-{}", std::process::id()));
+    let out = Command::new(format!("{ROOT}/scripts/private-dockerd"))
+        .arg("start")
+        .arg(&dir)
+        .output()
+        .map_err(|e| format!("scripts/private-dockerd: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "no Docker engine could be started here: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    // SAFETY: registers a plain function to run at process exit.
+    unsafe { libc::atexit(stop_engine) };
+    let host = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("DOCKER_HOST=").map(str::to_string))
+        .ok_or("private-dockerd printed no DOCKER_HOST")?;
+
+    // The images: from the tools the local backend installs.
+    let home = graphdrill::env::home().unwrap();
+    let tools = graphdrill::env::Tools::new(&home);
+    tools.ensure(&graphdrill::env::Tool::ALL).unwrap();
+    let started = Instant::now();
+    let out = Command::new(format!("{ROOT}/scripts/build-local-images"))
+        .arg(env!("CARGO_BIN_EXE_graph-agent"))
+        .arg(home.join("tools"))
+        .env("DOCKER_HOST", &host)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "build-local-images: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "local images built in {:.1} s:\n{}",
+        started.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let images = dir.join("images.toml");
+    std::fs::write(&images, &out.stdout).unwrap();
+
+    // An engine that starts but cannot run a container (no cgroups, no
+    // namespaces) is no engine for these tests either.
+    let probe = docker(
+        &host,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "graphdrill/toxiproxy:local",
+            "-version",
+        ],
+    );
+    if !probe.status.success() {
+        return Err(format!(
+            "the private engine cannot run a container here: {}",
+            String::from_utf8_lossy(&probe.stderr).trim()
+        ));
+    }
+    Ok(Engine { dir, host, images })
+}
+
+/// `None` (with the reason printed) where no engine can run containers.
+fn engine_or_skip(test: &str) -> Option<&'static Engine> {
+    match engine() {
+        Ok(e) => Some(e),
+        Err(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            None
+        }
+    }
+}
+
+fn docker(host: &str, args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", host)
+        .output()
+        .expect("the docker client runs")
+}
+
+/// Lines of `docker ARGS` output: ids of containers, volumes, networks.
+fn listed(host: &str, args: &[&str]) -> Vec<String> {
+    let out = docker(host, args);
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// What a run may leave on the engine: must be nothing.
+fn leftovers(host: &str) -> Vec<String> {
+    let mut left = listed(host, &["ps", "-aq"]);
+    left.extend(listed(host, &["volume", "ls", "-q"]));
+    left.extend(listed(
+        host,
+        &["network", "ls", "-q", "--filter", "type=custom"],
+    ));
+    left
+}
+
+fn graphdrill(engine: &Engine, args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_graphdrill"));
+    cmd.args(args)
+        .current_dir(ROOT)
+        .env("GRAPHDRILL_AGENT", env!("CARGO_BIN_EXE_graph-agent"))
+        .env("GRAPHDRILL_IMAGES", &engine.images)
+        .env("DOCKER_HOST", &engine.host)
+        .env("GRAPHDRILL_LOG", "warn");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// One `graphdrill run` on `backend`: exit code, reports by scenario,
+/// wall time, stderr.
+fn run(
+    engine: &Engine,
+    backend: &str,
+    scenarios: &[&str],
+    envs: &[(&str, &str)],
+) -> (i32, BTreeMap<String, Value>, Duration, String) {
+    let reports = tempfile::tempdir().unwrap();
+    let env_name = format!("docker-test-{backend}-{}", std::process::id());
+    let mut args = vec![
+        "run",
+        "--backend",
+        backend,
+        "--env-name",
+        &env_name,
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+    ];
+    args.extend_from_slice(scenarios);
+    let started = Instant::now();
+    let out = graphdrill(engine, &args, envs).output().unwrap();
+    let took = started.elapsed();
+    let mut found = BTreeMap::new();
+    for entry in std::fs::read_dir(reports.path()).unwrap().flatten() {
+        if entry.file_name() == "latest" || !entry.path().is_dir() {
+            continue;
+        }
+        let report: Value =
+            serde_json::from_slice(&std::fs::read(entry.path().join("report.json")).unwrap())
+                .unwrap();
+        found.insert(report["scenario"].as_str().unwrap().to_string(), report);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), found, took, stderr)
+}
+
+/// Each check's name and status: what "the same verdict" compares.
+fn verdicts(report: &Value) -> BTreeMap<String, String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+const SCENARIOS: [&str; 3] = [
+    "scenarios/smoke",
+    "scenarios/access-denied",
+    "scenarios/region-loss",
+];
+
+#[test]
+fn smoke_access_denied_and_region_loss_give_the_same_verdicts_on_docker_as_on_local() {
+    let Some(engine) = engine_or_skip("same verdicts") else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (code_d, docker_reports, took_d, err_d) = run(engine, "docker", &SCENARIOS, &[]);
+    assert_eq!(code_d, 0, "docker backend:\n{err_d}");
+    assert!(
+        leftovers(&engine.host).is_empty(),
+        "the docker run left {:?}",
+        leftovers(&engine.host)
+    );
+    let (code_l, local_reports, took_l, err_l) = run(engine, "local", &SCENARIOS, &[]);
+    assert_eq!(code_l, 0, "local backend:\n{err_l}");
+    assert_eq!(docker_reports.len(), SCENARIOS.len(), "{err_d}");
+    for (name, d) in &docker_reports {
+        assert_eq!(d["verdict"], "pass", "{name} on docker: {d}");
+        // Every check ran on both backends and agreed.
+        assert_eq!(verdicts(d), verdicts(&local_reports[name]), "{name}");
+    }
+    let secs = |r: &Value| {
+        (r["finished_ms"].as_u64().unwrap() - r["started_ms"].as_u64().unwrap()) as f64 / 1000.0
+    };
+    eprintln!(
+        "smoke alone: docker {:.1} s, local {:.1} s; all three with the environment's start and \
+         stop: docker {:.1} s, local {:.1} s",
+        secs(&docker_reports["smoke"]),
+        secs(&local_reports["smoke"]),
+        took_d.as_secs_f64(),
+        took_l.as_secs_f64()
+    );
+}
+
+/// The checks still fail on this backend: a deliberate agent bug is caught.
+#[cfg(feature = "defects")]
+#[test]
+fn a_defective_agent_fails_the_drill_on_docker_too() {
+    let Some(engine) = engine_or_skip("defect on docker") else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (code, reports, _, err) = run(
+        engine,
+        "docker",
+        &["scenarios/smoke"],
+        &[("GRAPH_AGENT_DEFECTS", "early-success")],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(verdicts(&reports["smoke"])["agent-claims"], "fail", "{err}");
+    assert!(leftovers(&engine.host).is_empty());
+}
+
+/// Starts a docker drill and waits until the agent's container is up.
+fn drill_until_agent_runs(engine: &Engine, env_name: &str) -> Child {
+    let reports = tempfile::tempdir().unwrap().keep();
+    let child = graphdrill(
+        engine,
+        &[
+            "run",
+            "--backend",
+            "docker",
+            "--env-name",
+            env_name,
+            "--report-dir",
+            reports.to_str().unwrap(),
+            "scenarios/smoke",
+        ],
+        &[],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let agent = "label=graphdrill.component=graph-agent";
+    while listed(&engine.host, &["ps", "-q", "--filter", agent]).is_empty() {
+        assert!(Instant::now() < deadline, "the agent's container never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child
+}
+
+#[test]
+fn an_interrupted_or_killed_docker_drill_leaves_no_container() {
+    let Some(engine) = engine_or_skip("no containers left") else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    // Ctrl-C mid-drill: graphdrill removes everything before it exits.
+    let mut child = drill_until_agent_runs(engine, "docker-test-interrupted");
+    let running = listed(&engine.host, &["ps", "-q"]).len();
+    assert_eq!(running, 6, "5 servers and the agent");
+    // SAFETY: signals the child this test spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "an interrupted drill exits 3");
+    assert_eq!(
+        leftovers(&engine.host),
+        Vec::<String>::new(),
+        "after Ctrl-C"
+    );
+
+    // SIGKILL: nothing runs graphdrill's teardown, so the label sweep of
+    // `env down` (or of the next start) must find them.
+    let mut child = drill_until_agent_runs(engine, "docker-test-killed");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!listed(&engine.host, &["ps", "-aq"]).is_empty());
+    let out = graphdrill(
+        engine,
+        &["env", "down", "--name", "docker-test-killed"],
+        &[],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        leftovers(&engine.host),
+        Vec::<String>::new(),
+        "after SIGKILL and env down"
+    );
+}
