@@ -377,3 +377,78 @@ fn an_interrupted_or_killed_docker_drill_leaves_no_container() {
         "after SIGKILL and env down"
     );
 }
+
+#[test]
+fn a_paused_agent_container_sends_no_heartbeat_until_resumed() {
+    let Some(engine) = engine_or_skip("agent pause") else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("pause.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name = \"agent-pause\"\ndescription = \"docker pause of the agent\"\n\
+             [fixture]\nfile = \"{ROOT}/fixtures/every-type.cypher\"\n\
+             [[step]]\nwait = \"2s\"\n[[step]]\nagent = \"pause\"\n[[step]]\nwait = \"5s\"\n\
+             [[step]]\nagent = \"resume\"\n[[step]]\nwait = \"2s\"\n\
+             [[step]]\nbackup = {{ kind = \"full\", tier = \"primary\" }}\n"
+        ),
+    )
+    .unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let out = graphdrill(
+        engine,
+        &[
+            "run",
+            "--backend",
+            "docker",
+            "--env-name",
+            "docker-test-pause",
+            "--report-dir",
+            reports.path().to_str().unwrap(),
+            scenario.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let events = std::fs::read_to_string(reports.path().join("latest/events.jsonl")).unwrap();
+    let events: Vec<Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at = |action: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == "agent" && e["action"] == action)
+            .unwrap_or_else(|| panic!("no `{action}` event"))["time_ms"]
+            .as_u64()
+            .unwrap()
+    };
+    let (paused, resumed) = (at("pause"), at("resume"));
+    let beats: Vec<u64> = events
+        .iter()
+        .filter(|e| e["event"] == "heartbeat")
+        .map(|e| e["sent_ms"].as_u64().unwrap())
+        .collect();
+    // Allow a second at each edge: a beat on its way as the container froze,
+    // and the one due at once on thaw, before the runner logs "resume".
+    // Unpaused, the 1 s heartbeat would send 3 in the 3 s between.
+    let frozen = beats
+        .iter()
+        .filter(|&&t| t > paused + 1_000 && t + 1_000 < resumed)
+        .count();
+    assert_eq!(
+        frozen, 0,
+        "paused {paused}, resumed {resumed}, beats {beats:?}"
+    );
+    assert!(
+        beats.iter().any(|&t| t > resumed),
+        "no heartbeat after resume"
+    );
+    assert!(leftovers(&engine.host).is_empty());
+}

@@ -331,11 +331,11 @@ pub enum HealAll {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentAction {
-    /// SIGKILL.
+    /// SIGKILL (`docker kill` on the container backend).
     Kill,
-    /// SIGSTOP: the process hangs, connections stay open.
+    /// SIGSTOP (`docker pause`): the agent hangs, connections stay open.
     Pause,
-    /// SIGCONT.
+    /// SIGCONT (`docker unpause`).
     Resume,
     /// Starts it again (after a kill), or stops and starts it.
     Restart,
