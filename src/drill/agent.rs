@@ -181,13 +181,11 @@ impl AgentProcess {
         if let Ok(defects) = std::env::var("GRAPH_AGENT_DEFECTS") {
             cmd.env("GRAPH_AGENT_DEFECTS", defects);
         }
+        let mut mounts = vec![self.setup.dir.clone()];
         if self.setup.clock_skew_ms != 0 {
-            if !matches!(self.backend, Backend::Local(_)) {
-                return Err(AgentError::Process(
-                    "a clock skew (libfaketime) works only on the local backend".into(),
-                ));
-            }
             let lib = faketime_lib().ok_or_else(|| AgentError::Process(FAKETIME_MISSING.into()))?;
+            // A container sees the host's library at the same path.
+            mounts.extend(lib.parent().map(Path::to_path_buf));
             // Only the wall clock: timers and timeouts run true.
             cmd.env("LD_PRELOAD", lib)
                 .env("FAKETIME", format!("{:+}", self.setup.clock_skew_ms / 1000))
@@ -202,7 +200,7 @@ impl AgentProcess {
                 cmd,
                 &self.log_path(),
                 &self.env_dir,
-                std::slice::from_ref(&self.setup.dir),
+                &mounts,
             )
             .map_err(|e| {
                 AgentError::Process(format!("cannot start `{}`: {e}", program.display()))
