@@ -1,7 +1,7 @@
 # graph-agent's image: built from this repository, run as an unprivileged
 # user. Used by `graphdrill run --backend docker` where a registry or a
 # Docker build is available:
-#   docker build -t graph-agent:local .
+#   docker build -t graphdrill/graph-agent:latest .
 # (Without a registry, scripts/build-local-images assembles the same
 # runtime image from a binary built on the host.)
 FROM rust:1.95-bookworm AS build

@@ -21,39 +21,34 @@ struct Engine {
     dir: PathBuf,
     host: String,
     images: PathBuf,
+    /// An empty GRAPHDRILL_HOME for docker runs: with no tools installed,
+    /// a passing drill can only have run on the images.
+    home: PathBuf,
 }
 
 static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
 /// One drill at a time: the machine has two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+fn stop_private_engine(dir: &Path) {
+    let _ = Command::new(format!("{ROOT}/scripts/private-dockerd"))
+        .arg("stop")
+        .arg(dir)
+        .output();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 extern "C" fn stop_engine() {
     if let Some(Ok(e)) = ENGINE.get() {
-        let _ = Command::new(format!("{ROOT}/scripts/private-dockerd"))
-            .arg("stop")
-            .arg(&e.dir)
-            .output();
-        let _ = std::fs::remove_dir_all(&e.dir);
+        stop_private_engine(&e.dir);
     }
 }
 
-/// Stops engines left by test binaries that were killed (no atexit ran).
+/// Stops engines left by test binaries that were killed.
 fn stop_stale_engines() {
     for entry in std::fs::read_dir("/tmp").into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix("gd-dockerd-")
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // SAFETY: signal 0 only checks whether the owner still runs.
-        if unsafe { libc::kill(pid, 0) } != 0 {
-            let _ = Command::new(format!("{ROOT}/scripts/private-dockerd"))
-                .arg("stop")
-                .arg(entry.path())
-                .output();
-            let _ = std::fs::remove_dir_all(entry.path());
+        if common::left_by_dead_test(&entry.file_name().to_string_lossy(), "gd-dockerd-") {
+            stop_private_engine(&entry.path());
         }
     }
 }
@@ -143,7 +138,14 @@ fn start_engine() -> Result<Engine, String> {
             String::from_utf8_lossy(&probe.stderr).trim()
         ));
     }
-    Ok(Engine { dir, host, images })
+    let empty_home = dir.join("home");
+    std::fs::create_dir_all(&empty_home).unwrap();
+    Ok(Engine {
+        dir,
+        host,
+        images,
+        home: empty_home,
+    })
 }
 
 /// `None` (with the reason printed) where no engine can run containers.
@@ -196,6 +198,7 @@ fn graphdrill(engine: &Engine, args: &[&str], envs: &[(&str, &str)]) -> Command 
         .current_dir(ROOT)
         .env("GRAPHDRILL_AGENT", env!("CARGO_BIN_EXE_graph-agent"))
         .env("GRAPHDRILL_IMAGES", &engine.images)
+        .env("GRAPHDRILL_HOME", &engine.home)
         .env("DOCKER_HOST", &engine.host)
         .env("GRAPHDRILL_LOG", "warn");
     for (k, v) in envs {
@@ -282,9 +285,26 @@ fn smoke_access_denied_region_loss_and_clock_skew_give_the_same_verdicts_on_dock
         "the docker run left {:?}",
         leftovers(&engine.host)
     );
-    let (code_l, local_reports, took_l, err_l) = run(engine, "local", &SCENARIOS, &[]);
+    let home = graphdrill::env::home().unwrap();
+    let real_home = [("GRAPHDRILL_HOME", home.to_str().unwrap())];
+    let (code_l, local_reports, took_l, err_l) = run(engine, "local", &SCENARIOS, &real_home);
     assert_eq!(code_l, 0, "local backend:\n{err_l}");
     assert_eq!(docker_reports.len(), SCENARIOS.len(), "{err_d}");
+    assert!(
+        !engine.home.join("tools").exists(),
+        "the docker runs installed tools"
+    );
+    // The skew reached the agent inside its container: its heartbeats
+    // carry its own clock, 600 s ahead of the runner's.
+    let skewed = docker_reports["clock-skew"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "heartbeat")
+        .map(|e| e["sent_ms"].as_i64().unwrap() - e["time_ms"].as_i64().unwrap())
+        .filter(|ahead| (590_000..610_000).contains(ahead))
+        .count();
+    assert!(skewed > 0, "no heartbeat from a skewed clock");
     for (name, d) in &docker_reports {
         assert_eq!(d["verdict"], "pass", "{name} on docker: {d}");
         // Every check ran on both backends and agreed.
@@ -324,7 +344,8 @@ fn a_defective_agent_fails_the_drill_on_docker_too() {
 
 /// Starts a docker drill and waits until the agent's container is up.
 fn drill_until_agent_runs(engine: &Engine, env_name: &str) -> Child {
-    let reports = tempfile::tempdir().unwrap().keep();
+    // Under the engine's folder, removed with it.
+    let reports = engine.dir.join(format!("reports-{env_name}"));
     let child = graphdrill(
         engine,
         &[
@@ -457,6 +478,10 @@ fn a_paused_agent_container_sends_no_heartbeat_until_resumed() {
     // Allow a second at each edge: a beat on its way as the container froze,
     // and the one due at once on thaw, before the runner logs "resume".
     // Unpaused, the 1 s heartbeat would send 3 in the 3 s between.
+    assert!(
+        beats.iter().any(|&t| t < paused),
+        "no heartbeat before the pause"
+    );
     let frozen = beats
         .iter()
         .filter(|&&t| t > paused + 1_000 && t + 1_000 < resumed)

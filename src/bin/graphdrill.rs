@@ -438,6 +438,7 @@ async fn run_drills(
     // An environment left by `--keep-env` is reused while all of it runs.
     let kept = Environment::attach(&home, &env_opts.state_dir(&home))
         .ok()
+        .filter(|e| e.state().backend == env_opts.backend)
         .filter(|e| e.alive().iter().all(|(_, up)| *up));
     let reused = kept.is_some();
     let env = tokio::select! {

@@ -208,11 +208,11 @@ impl AgentProcess {
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if let Some(status) = proc.exited() {
+                let tail = crate::env::process::log_tail(&self.log_path(), 20);
                 proc.kill();
                 return Err(AgentError::Process(format!(
-                    "exited with {} at start; its log:\n{}",
+                    "exited with {} at start; its log:\n{tail}",
                     status.unwrap_or_else(|| "an unknown status".into()),
-                    crate::env::process::log_tail(&self.log_path(), 20)
                 )));
             }
             if Instant::now() > deadline {

@@ -14,6 +14,9 @@ use super::images::Images;
 use super::process::{Process, log_tail};
 use super::{EnvError, Tools};
 
+/// How long a one-off set-up container may run.
+const SETUP_LIMIT: Duration = Duration::from_secs(120);
+
 /// Which backend to start an environment on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -71,6 +74,13 @@ impl Backend {
                         ),
                     ));
                 }
+                engine.require_image(
+                    &images.agent.image,
+                    &format!(
+                        "build it from this repository: docker build -t {} .",
+                        images.agent.image
+                    ),
+                )?;
                 Ok(Backend::Docker {
                     engine,
                     images: images.clone(),
@@ -158,7 +168,7 @@ impl Backend {
             Backend::Docker { engine, images } => {
                 let spec =
                     ContainerSpec::from_command(&cmd, image(images, role), env_dir, name, &[]);
-                Some(engine.run_to_end(&spec, log, Duration::from_secs(120))?)
+                engine.run_to_end(&spec, log, SETUP_LIMIT)?
             }
         };
         match status {
@@ -167,7 +177,10 @@ impl Backend {
                 name: name.to_string(),
                 reason: format!(
                     "`{program}` set-up step failed ({})",
-                    other.map_or_else(|| "killed".into(), |c| format!("exit code {c}"))
+                    other.map_or_else(
+                        || format!("killed, or still running after {} s", SETUP_LIMIT.as_secs()),
+                        |c| format!("exit code {c}")
+                    )
                 ),
                 log: log.to_path_buf(),
                 tail: log_tail(log, 20),

@@ -71,23 +71,38 @@ pub async fn start(
     procs: &Procs,
 ) -> Result<(), EnvError> {
     let name = c.name().to_string();
-    let (comp, b, dir) = (c.clone(), backend.clone(), env_dir.to_path_buf());
-    let proc = tokio::task::spawn_blocking(move || -> Result<Process, EnvError> {
+    let (comp, b, dir, p) = (
+        c.clone(),
+        backend.clone(),
+        env_dir.to_path_buf(),
+        procs.clone(),
+    );
+    // Dropped if this start is abandoned (Ctrl-C during `up`): a server
+    // the blocking task starts after that is stopped at once.
+    let start_alive = Arc::new(());
+    let watch = Arc::downgrade(&start_alive);
+    tokio::task::spawn_blocking(move || -> Result<(), EnvError> {
         let launch = comp.prepare(&b.programs())?;
         for step in launch.setup {
             b.run_to_end(comp.name(), comp.role(), step, &comp.log(), &dir)?;
         }
-        b.spawn(comp.name(), comp.role(), launch.run, &comp.log(), &dir, &[])
+        let mut proc = b.spawn(comp.name(), comp.role(), launch.run, &comp.log(), &dir, &[])?;
+        tracing::debug!(
+            name = comp.name(),
+            pid = proc.pid(),
+            container = proc.container_id(),
+            "spawned"
+        );
+        if watch.upgrade().is_none() {
+            proc.kill();
+            return Err(EnvError::component(comp.name(), "start abandoned"));
+        }
+        lock(&p).insert(comp.name().to_string(), proc);
+        Ok(())
     })
     .await
     .map_err(|e| EnvError::component(&name, e))??;
-    tracing::debug!(
-        name,
-        pid = proc.pid(),
-        container = proc.container_id(),
-        "spawned"
-    );
-    lock(procs).insert(name.clone(), proc);
+    drop(start_alive);
     let ready = match wait_ready(c.as_ref(), procs).await {
         Ok(()) => c.provision().await,
         Err(e) => Err(e),

@@ -187,6 +187,8 @@ pub enum Status {
     Exited(Option<i64>),
     /// No such container (removed).
     Gone,
+    /// The engine did not say.
+    Unknown,
 }
 
 /// A Docker engine: the one `DOCKER_HOST` names, or the default socket.
@@ -198,14 +200,26 @@ pub struct Engine {
 
 impl Engine {
     /// Connects and pings the engine; the error says where it looked.
+    /// Only a local engine will do: containers share the host's network
+    /// and mount its folders.
     pub fn connect() -> Result<Self, EnvError> {
         let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| DEFAULT_HOST.into());
-        let unreachable = |e: String| {
-            EnvError::component(
-                "docker",
-                format!("no Docker engine at `{host}` (set DOCKER_HOST): {e}"),
-            )
-        };
+        let refuse =
+            |e: String| EnvError::component("docker", format!("DOCKER_HOST `{host}`: {e}"));
+        if !host.starts_with("unix://") {
+            return Err(refuse(
+                "the container backend needs a local engine (a unix:// socket): containers \
+                 use host networking and mount this machine's folders"
+                    .into(),
+            ));
+        }
+        if let Some(other) = testcontainers_host_override() {
+            return Err(refuse(format!(
+                "~/.testcontainers.properties sets `tc.host` to `{other}`, so containers would \
+                 start on another engine than the one graphdrill watches; remove that line"
+            )));
+        }
+        let unreachable = |e: String| refuse(format!("no Docker engine answers: {e}"));
         let docker =
             bollard::Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
         let d = docker.clone();
@@ -215,11 +229,28 @@ impl Engine {
         Ok(Self { docker, host })
     }
 
+    /// Fails unless `image` is already on the engine: testcontainers would
+    /// otherwise pull whatever a registry has under that name.
+    pub fn require_image(&self, image: &str, hint: &str) -> Result<(), EnvError> {
+        let (d, i) = (self.docker.clone(), image.to_string());
+        block(async move { d.inspect_image(&i).await }).map_err(|e| {
+            EnvError::component(
+                "docker",
+                format!(
+                    "image `{image}` is not on the engine at `{}` ({e}); {hint}",
+                    self.host
+                ),
+            )
+        })?;
+        Ok(())
+    }
+
     pub fn host(&self) -> &str {
         &self.host
     }
 
-    /// Creates and starts a container; its output goes to `log`.
+    /// Creates and starts a container; while this process runs, its output
+    /// goes to `log` as it comes.
     pub fn run(&self, spec: &ContainerSpec, log: &Path) -> Result<String, EnvError> {
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -231,12 +262,25 @@ impl Engine {
             let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
             let _ = f.write_all(frame.bytes());
         });
-        let container = block(async move { req.start().await }).map_err(|e| {
-            EnvError::component(
-                spec.labels[COMPONENT_LABEL].as_str(),
-                format!("starting a container of `{}`: {e}", spec.image),
-            )
-        })?;
+        self.start(spec, req)
+    }
+
+    fn start(
+        &self,
+        spec: &ContainerSpec,
+        req: testcontainers::ContainerRequest<GenericImage>,
+    ) -> Result<String, EnvError> {
+        let container = match block(async move { req.start().await }) {
+            Ok(c) => c,
+            Err(e) => {
+                // Created but not started (bad entrypoint, timeout): by name.
+                self.remove(&spec.name);
+                return Err(EnvError::component(
+                    &spec.labels[COMPONENT_LABEL],
+                    format!("starting a container of `{}`: {e}", spec.image),
+                ));
+            }
+        };
         let id = container.id().to_string();
         tracing::debug!(
             id,
@@ -248,15 +292,16 @@ impl Engine {
         Ok(id)
     }
 
-    /// Runs a container to its end (at most `limit`) and returns its exit
-    /// code (its output is in `log`); the container is removed either way.
+    /// Runs a container to its end (at most `limit`), appends its whole
+    /// output to `log` and returns its exit code (`None`: it did not end in
+    /// time). The container is removed either way.
     pub fn run_to_end(
         &self,
         spec: &ContainerSpec,
         log: &Path,
         limit: Duration,
-    ) -> Result<i64, EnvError> {
-        let id = self.run(spec, log)?;
+    ) -> Result<Option<i64>, EnvError> {
+        let id = self.start(spec, spec.request())?;
         let deadline = Instant::now() + limit;
         let code = loop {
             match self.status(&id) {
@@ -266,17 +311,23 @@ impl Engine {
                 _ => std::thread::sleep(Duration::from_millis(100)),
             }
         };
+        let output = lock_started().remove(&id).map(|c| {
+            block(async move {
+                let mut out = c.stdout_to_vec().await.unwrap_or_default();
+                out.extend(c.stderr_to_vec().await.unwrap_or_default());
+                let _ = c.rm().await;
+                out
+            })
+        });
         self.remove(&id);
-        code.ok_or_else(|| {
-            EnvError::component(
-                &spec.labels[COMPONENT_LABEL],
-                format!(
-                    "`{}` did not finish within {} s",
-                    spec.entrypoint,
-                    limit.as_secs()
-                ),
-            )
-        })
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| EnvError::io(log, e))?;
+        f.write_all(&output.unwrap_or_default())
+            .map_err(|e| EnvError::io(log, e))?;
+        Ok(code)
     }
 
     pub fn status(&self, id: &str) -> Status {
@@ -292,7 +343,14 @@ impl Engine {
                     Status::Exited(s.exit_code)
                 }
             }
-            Err(_) => Status::Gone,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Status::Gone,
+            Err(e) => {
+                // A slow or restarting engine says nothing about the container.
+                tracing::warn!(error = %e, "inspecting a container");
+                Status::Unknown
+            }
         }
     }
 
@@ -300,8 +358,8 @@ impl Engine {
     pub fn kill(&self, id: &str) {
         let (d, i) = (self.docker.clone(), id.to_string());
         block(async move {
-            // A paused container takes the signal only once thawed.
-            let _ = d.unpause_container(&i).await;
+            // Docker delivers SIGKILL to a paused container too, and thaws
+            // it only then: a frozen agent gets no last moment to run.
             let opts = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
             let _ = d.kill_container(&i, Some(opts)).await;
         });
@@ -321,16 +379,14 @@ impl Engine {
         self.remove(id);
     }
 
-    pub fn pause(&self, id: &str) -> Result<(), EnvError> {
+    pub fn pause(&self, id: &str) -> Result<(), bollard::errors::Error> {
         let (d, i) = (self.docker.clone(), id.to_string());
         block(async move { d.pause_container(&i).await })
-            .map_err(|e| EnvError::component("docker", format!("pausing {id}: {e}")))
     }
 
-    pub fn unpause(&self, id: &str) -> Result<(), EnvError> {
+    pub fn unpause(&self, id: &str) -> Result<(), bollard::errors::Error> {
         let (d, i) = (self.docker.clone(), id.to_string());
         block(async move { d.unpause_container(&i).await })
-            .map_err(|e| EnvError::component("docker", format!("resuming {id}: {e}")))
     }
 
     /// Removes a container (and its anonymous volumes), whoever started it.
@@ -380,6 +436,17 @@ impl Engine {
         }
         Ok(ids.len())
     }
+}
+
+/// The engine `tc.host` in `~/.testcontainers.properties` sends
+/// testcontainers to, over DOCKER_HOST.
+fn testcontainers_host_override() -> Option<String> {
+    let file = dirs::home_dir()?.join(".testcontainers.properties");
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "tc.host").then(|| v.trim().to_string())
+    })
 }
 
 fn lock_started() -> std::sync::MutexGuard<'static, HashMap<String, ContainerAsync<GenericImage>>> {

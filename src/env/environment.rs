@@ -129,14 +129,16 @@ impl Environment {
         let procs: BTreeMap<String, Process> = state
             .processes
             .iter()
-            .map(|(name, r)| {
+            .filter_map(|(name, r)| {
                 let p = match (&r.container, &backend) {
                     (Some(id), Backend::Docker { engine, .. }) => {
                         Process::container(name, engine.clone(), id.clone(), &r.log)
                     }
-                    _ => Process::adopt(name, r.pid, &r.log),
+                    // Pid 0 would name our own process group.
+                    (None, _) if r.pid != 0 => Process::adopt(name, r.pid, &r.log),
+                    _ => return None,
                 };
-                (name.clone(), p)
+                Some((name.clone(), p))
             })
             .collect();
         Ok(Environment {

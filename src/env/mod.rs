@@ -116,6 +116,11 @@ pub fn home() -> Result<PathBuf, EnvError> {
         path: path.clone(),
         source,
     })?;
+    // Absolute: containers mount its folders at the same paths.
+    let path = std::path::absolute(&path).map_err(|source| EnvError::Home {
+        path: path.clone(),
+        source,
+    })?;
     // Creating the folder can succeed on a read-only one that already exists.
     let probe = path.join(format!(".write-test-{}", std::process::id()));
     std::fs::write(&probe, b"")

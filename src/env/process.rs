@@ -113,7 +113,7 @@ impl Process {
                 .map(|s: ExitStatus| Some(s.to_string())),
             Kind::Group { pid, child: None } => (!group_alive(*pid)).then_some(None),
             Kind::Container { engine, id } => match engine.status(id) {
-                Status::Running | Status::Paused => None,
+                Status::Running | Status::Paused | Status::Unknown => None,
                 Status::Exited(code) => Some(code.map(|c| format!("exit status: {c}"))),
                 Status::Gone => Some(Some("container removed".into())),
             },
@@ -135,8 +135,9 @@ impl Process {
     pub fn kill(&mut self) {
         match &self.kind {
             Kind::Group { pid, .. } => {
-                signal_group(*pid, libc::SIGCONT);
+                // Killed before thawed: a paused process runs no more code.
                 signal_group(*pid, libc::SIGKILL);
+                signal_group(*pid, libc::SIGCONT);
                 self.reap_until(Instant::now() + Duration::from_secs(10));
             }
             Kind::Container { engine, id } => engine.kill(id),
@@ -150,7 +151,9 @@ impl Process {
                 signal_group(*pid, libc::SIGSTOP);
                 Ok(())
             }
-            Kind::Container { engine, id } => engine.pause(id),
+            Kind::Container { engine, id } => engine
+                .pause(id)
+                .map_err(|e| EnvError::component(&self.name, format!("docker pause: {e}"))),
         }
     }
 
@@ -161,7 +164,9 @@ impl Process {
                 signal_group(*pid, libc::SIGCONT);
                 Ok(())
             }
-            Kind::Container { engine, id } => engine.unpause(id),
+            Kind::Container { engine, id } => engine
+                .unpause(id)
+                .map_err(|e| EnvError::component(&self.name, format!("docker unpause: {e}"))),
         }
     }
 
@@ -197,6 +202,7 @@ pub fn stop_all(procs: &mut [Process], grace: Duration) {
             signal_group(pid, libc::SIGTERM);
         }
     }
+    let deadline = Instant::now() + grace;
     std::thread::scope(|s| {
         for p in procs.iter() {
             if let Kind::Container { engine, id } = &p.kind {
@@ -204,7 +210,6 @@ pub fn stop_all(procs: &mut [Process], grace: Duration) {
             }
         }
     });
-    let deadline = Instant::now() + grace;
     for p in procs.iter_mut() {
         if !p.reap_until(deadline) {
             let pid = p.pid();

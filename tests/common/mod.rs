@@ -30,21 +30,25 @@ fn sweep_stale_test_envs(home: &std::path::Path) {
         return;
     };
     for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix("test-")
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // SAFETY: signal 0 only checks whether the owner still runs.
-        let owner_alive = unsafe { libc::kill(pid, 0) } == 0;
-        if !owner_alive {
+        if left_by_dead_test(&entry.file_name().to_string_lossy(), "test-") {
             if let Ok(stale) = Environment::attach(home, &entry.path()) {
                 stale.down();
             }
             let _ = std::fs::remove_dir_all(entry.path());
         }
+    }
+}
+
+/// Whether `name` is `<prefix><pid>` for a test process that is gone: what
+/// a killed test binary left behind (its atexit never ran).
+pub fn left_by_dead_test(name: &str, prefix: &str) -> bool {
+    match name
+        .strip_prefix(prefix)
+        .and_then(|p| p.parse::<i32>().ok())
+    {
+        // SAFETY: signal 0 only checks whether the owner still runs.
+        Some(pid) => (unsafe { libc::kill(pid, 0) }) != 0,
+        None => false,
     }
 }
 
