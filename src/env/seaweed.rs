@@ -156,10 +156,11 @@ impl Component for SeaweedServer {
                 .await
                 .map_err(|e| err(format!("creating bucket: {e}")))?;
             // S3 answers reads before its volume server has registered, so
-            // ready means a write went through, not only ListBuckets.
+            // ready means a write went through, not only ListBuckets; a
+            // non-empty one, since an empty object needs no volume.
             let deadline = std::time::Instant::now() + Duration::from_secs(30);
             loop {
-                match bucket.put(".graphdrill-ready", Vec::new()).await {
+                match bucket.put(".graphdrill-ready", b"ready".to_vec()).await {
                     Ok(()) => break,
                     Err(e) if std::time::Instant::now() > deadline => {
                         return Err(err(format!("a test write still fails: {e}")));
