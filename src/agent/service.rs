@@ -602,7 +602,13 @@ impl Agent {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        Repository::open(store, keyring).await.map_err(Into::into)
+        let repo = Repository::open(store, keyring).await?;
+        // Data keys fetched from the tier are held from now on.
+        self.keyring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .learn(repo.keyring());
+        Ok(repo)
     }
 
     /// Takes a cut and stores it in `tier`; returns the backup's id.

@@ -176,6 +176,15 @@ impl Keyring {
         Some(self.seal_with(&self.master, &data_key_object(&self.current), bytes))
     }
 
+    /// Takes in the keys `other` holds and this one lacks (data keys a
+    /// repository gave it), so each is fetched once, not on every open.
+    /// Which key seals stays as it is.
+    pub fn learn(&mut self, other: &Keyring) {
+        for (id, key) in &other.keys {
+            self.keys.entry(id.clone()).or_insert_with(|| key.clone());
+        }
+    }
+
     /// Adds data key `id` from its sealed object. A data key sealed by a
     /// master key this keyring lacks is remembered, to be named when an
     /// object needs it.

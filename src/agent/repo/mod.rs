@@ -286,6 +286,11 @@ impl Repository {
         &self.store
     }
 
+    /// The keys it opened with, and the data keys it found in `keys/`.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
     pub fn config(&self) -> &RepoConfig {
         &self.config
     }

@@ -204,6 +204,33 @@ async fn data_keys_rotate_without_reuploads_and_open_with_the_master_key_alone()
 }
 
 #[tokio::test]
+async fn a_data_key_learned_once_is_not_fetched_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = || Store::Local(dir.path().into());
+    let data = stream(100_000, 9);
+    let mut writer = keyring("k1", 1);
+    let data_key = writer.new_data_key(1);
+    let (m, _) = Repository::open(store(), writer)
+        .await
+        .unwrap()
+        .write_backup(manifest("b1", None), &data, 1)
+        .await
+        .unwrap();
+    // An agent with only the master key learns the data key on first open…
+    let mut agent = keyring("k1", 1);
+    let first = Repository::open(store(), agent.clone()).await.unwrap();
+    agent.learn(first.keyring());
+    assert!(agent.holds(&data_key));
+    // …and does not read its object again: even a damaged one goes unseen.
+    let path = dir.path().join(data_key_object(&data_key));
+    std::fs::write(&path, b"damaged").unwrap();
+    let again = Repository::open(store(), agent).await.unwrap();
+    assert_eq!(again.read_stream(&m, 1).await.unwrap(), data);
+    // A reader without it still has to read the object, and meets the damage.
+    assert!(Repository::open(store(), keyring("k1", 1)).await.is_err());
+}
+
+#[tokio::test]
 async fn an_incomplete_chain_names_the_missing_parent() {
     let dir = tempfile::tempdir().unwrap();
     let r = repo(dir.path()).await;
