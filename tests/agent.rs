@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{admin_graph, serial, shared_env};
+use common::{admin_graph, healthy, serial, shared_env};
 use graphdrill::agent::source::Neo4jSource;
 use graphdrill::api::{FailureClass, Job, JobState};
 use graphdrill::drill::agent::{AgentProcess, AgentSetup};
@@ -825,4 +825,35 @@ async fn prune_from_the_command_line_removes_only_expired_backups() {
         "old was {:?}",
         old.backup
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_agent_keeps_its_data_key_until_rotation_is_due() {
+    let _guard = healthy().await;
+    let env = shared_env();
+    let mut agent = start_agent(env, 61, "1m");
+    let before = get_json(&agent, "/health").await["encryption"].clone();
+    let agent = tokio::task::spawn_blocking(move || {
+        agent.proc.restart(env).unwrap();
+        agent
+    })
+    .await
+    .unwrap();
+    let after = get_json(&agent, "/health").await["encryption"].clone();
+    assert_eq!(after["data_key"], before["data_key"], "{before} / {after}");
+    assert_eq!(after["data_key_since_ms"], before["data_key_since_ms"]);
+    // Under another master key the saved one cannot be opened: a new one.
+    let mut agent = agent;
+    let agent = tokio::task::spawn_blocking(move || {
+        agent
+            .proc
+            .set_keys(env, vec![("key-62".into(), [62; 32])])
+            .unwrap();
+        agent
+    })
+    .await
+    .unwrap();
+    let other = get_json(&agent, "/health").await["encryption"].clone();
+    assert_eq!(other["master_key"], "key-62");
+    assert_ne!(other["data_key"], before["data_key"]);
 }

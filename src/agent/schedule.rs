@@ -124,8 +124,11 @@ pub fn spawn(agent: Arc<Agent>) {
     }
     let every = agent.config.encryption.rotation.0;
     tokio::spawn(async move {
-        // The agent made its first data key at start.
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        // The current data key was made at start, or before a restart.
+        let (_, _, since_ms) = agent.key_status();
+        let age = Duration::from_millis(now_ms().saturating_sub(since_ms));
+        let first = tokio::time::Instant::now() + every.saturating_sub(age);
+        let mut tick = tokio::time::interval_at(first, every);
         loop {
             tick.tick().await;
             agent.rotate_data_key();

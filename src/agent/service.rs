@@ -3,6 +3,8 @@
 //! backup, restore and verify work they do.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -114,6 +116,75 @@ fn read_secret(path: &std::path::Path) -> Result<String, StartError> {
         })
 }
 
+/// The current data key, sealed by the master key, kept in the state folder
+/// so a restart goes on with it until rotation is due.
+#[derive(Serialize, Deserialize)]
+struct SavedDataKey {
+    id: String,
+    since_ms: u64,
+    sealed_hex: String,
+}
+
+const DATA_KEY_FILE: &str = "data-key.json";
+
+/// Resumes the saved data key if the master key opens it and its rotation
+/// is not due, else makes a new one; returns when the current one was made.
+fn resume_or_make_data_key(keyring: &mut Keyring, config: &AgentConfig) -> u64 {
+    let path = config.agent.state_dir.join(DATA_KEY_FILE);
+    let now = now_ms();
+    let rotation = config.encryption.rotation.0.as_millis() as u64;
+    let saved = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<SavedDataKey>(&b).ok());
+    if let Some(saved) = saved
+        && now.saturating_sub(saved.since_ms) < rotation
+    {
+        let resumed = hex::decode(&saved.sealed_hex)
+            .map_err(|e| e.to_string())
+            .and_then(|sealed| {
+                keyring
+                    .resume_data_key(&saved.id, &sealed)
+                    .map_err(|e| e.to_string())
+            });
+        match resumed {
+            Ok(()) => {
+                tracing::info!(key = %saved.id, "resumed the data key");
+                return saved.since_ms;
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "not resuming the saved data key")
+            }
+        }
+    }
+    keyring.new_data_key(now);
+    save_data_key(keyring, config, now);
+    now
+}
+
+fn save_data_key(keyring: &Keyring, config: &AgentConfig, since_ms: u64) {
+    let Some(sealed) = keyring.sealed_current() else {
+        return;
+    };
+    let saved = SavedDataKey {
+        id: keyring.current_id().to_string(),
+        since_ms,
+        sealed_hex: hex::encode(sealed),
+    };
+    let path = config.agent.state_dir.join(DATA_KEY_FILE);
+    let text = serde_json::to_string(&saved).expect("a saved key serializes");
+    // Sealed by the master key, yet nobody else's to read.
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    if let Err(e) = written {
+        tracing::warn!(file = %path.display(), error = %e, "cannot save the data key");
+    }
+}
+
 impl Agent {
     /// Loads the secrets the configuration names and the saved state.
     pub fn new(config: AgentConfig) -> Result<Arc<Self>, StartError> {
@@ -130,8 +201,6 @@ impl Agent {
             keyring.rotate(&old.key_id, load(&old.key_file)?);
         }
         keyring.rotate(&enc.key_id, load(&enc.key_file)?);
-        let since = now_ms();
-        keyring.new_data_key(since);
         let token = match &config.control.token_file {
             Some(path) => read_secret(path)?,
             None => std::env::var("GRAPH_AGENT_TOKEN").map_err(|_| StartError {
@@ -149,6 +218,7 @@ impl Agent {
             file: config.agent.state_dir.clone(),
             message: e.to_string(),
         })?;
+        let since = resume_or_make_data_key(&mut keyring, &config);
         let state_file = config.agent.state_dir.join("state.json");
         let state = match std::fs::read(&state_file) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StartError {
@@ -228,6 +298,11 @@ impl Agent {
             .unwrap_or_else(|p| p.into_inner())
             .new_data_key(now);
         self.data_key_since_ms.store(now, Ordering::SeqCst);
+        save_data_key(
+            &self.keyring.lock().unwrap_or_else(|p| p.into_inner()),
+            &self.config,
+            now,
+        );
         self.metrics
             .lock()
             .unwrap_or_else(|p| p.into_inner())

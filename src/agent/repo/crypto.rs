@@ -176,6 +176,28 @@ impl Keyring {
         Some(self.seal_with(&self.master, &data_key_object(&self.current), bytes))
     }
 
+    /// Makes data key `id` the one that seals again, from `sealed` as
+    /// [`Keyring::sealed_current`] gave it (an agent restarting with the key
+    /// it had); fails unless the current master key opens it.
+    pub fn resume_data_key(&mut self, id: &str, sealed: &[u8]) -> Result<(), RepoError> {
+        let object = data_key_object(id);
+        if Self::key_id_of(sealed) != Some(self.master.as_str()) {
+            return Err(RepoError::Key {
+                key_id: id.to_string(),
+                message: format!("not sealed by the master key `{}`", self.master),
+            });
+        }
+        let bytes = self.open(&object, sealed)?;
+        let key = Key::from_bytes(&bytes).ok_or_else(|| RepoError::Integrity {
+            object,
+            message: format!("holds {} bytes, not a 16- or 32-byte key", bytes.len()),
+        })?;
+        self.keys.insert(id.to_string(), key);
+        self.made.insert(id.to_string(), bytes);
+        self.current = id.to_string();
+        Ok(())
+    }
+
     /// Takes in the keys `other` holds and this one lacks (data keys a
     /// repository gave it), so each is fetched once, not on every open.
     /// Which key seals stays as it is.
@@ -309,6 +331,25 @@ mod tests {
         let sealed = ring("k1", 1).seal("o", b"x");
         let err = ring("k2", 2).open("o", &sealed).unwrap_err().to_string();
         assert!(err.contains("key `k1`"), "{err}");
+    }
+
+    #[test]
+    fn a_resumed_data_key_seals_as_before_and_only_under_its_master_key() {
+        let mut before = ring("m1", 1);
+        let id = before.new_data_key(1);
+        let sealed = before.sealed_current().unwrap();
+        let object = before.seal("o", b"x");
+        let mut after = ring("m1", 1);
+        after.resume_data_key(&id, &sealed).unwrap();
+        assert_eq!(after.current_id(), id);
+        assert_eq!(after.open("o", &object).unwrap(), b"x");
+        // It is stored in new repositories as before.
+        assert!(after.sealed_current().is_some());
+        let err = ring("m2", 2)
+            .resume_data_key(&id, &sealed)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("m2"), "{err}");
     }
 
     #[test]
