@@ -543,6 +543,24 @@ async fn a_scheduled_backup_starts_by_itself_and_a_busy_host_only_delays_it() {
         assert!(started.elapsed() < Duration::from_secs(15), "{health}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // An entry is read once: the next syncs (every 1 s) only list the
+    // catalog, so even a damaged copy of a seen entry goes unread.
+    let catalog = agent._dir.path().join("snapshots/catalog");
+    for entry in std::fs::read_dir(&catalog).unwrap().flatten() {
+        std::fs::write(entry.path(), b"not json").unwrap();
+    }
+    let synced = get_json(&agent, "/health").await["tiers"]["local"]["synced_ms"].clone();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let health = get_json(&agent, "/health").await;
+    assert_ne!(
+        health["tiers"]["local"]["synced_ms"], synced,
+        "no sync since"
+    );
+    assert_eq!(
+        health["tiers"]["local"]["error"],
+        serde_json::Value::Null,
+        "{health}"
+    );
     let metrics = http()
         .get(format!("{}/metrics", agent.url))
         .bearer_auth(TOKEN)

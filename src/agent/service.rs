@@ -69,6 +69,9 @@ pub struct Agent {
     pub metrics: Mutex<Metrics>,
     capture_ready: OnceCell<()>,
     tier_status: Mutex<BTreeMap<String, super::metadata::TierStatus>>,
+    /// Per tier, the catalog objects the metadata sync has read, and their
+    /// recovery points.
+    catalog_seen: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
 }
 
 /// The job table in `agent.state_dir`.
@@ -247,6 +250,7 @@ impl Agent {
             metrics: Mutex::new(Metrics::default()),
             capture_ready: OnceCell::new(),
             tier_status: Mutex::new(BTreeMap::new()),
+            catalog_seen: Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -267,10 +271,35 @@ impl Agent {
     }
 
     /// The recovery points (Unix ms) of the backups `tier`'s catalog lists.
+    /// A sync lists the catalog and reads only the entries it has not seen:
+    /// they are written once, so one read each is enough.
     pub async fn catalog(&self, tier: &str) -> Result<Vec<u64>, String> {
         let repo = self.repository(tier).await.map_err(|e| e.message)?;
-        let entries = repo.catalog().await.map_err(|e| e.to_string())?;
-        Ok(entries.iter().map(|e| e.recovery_point.time_ms).collect())
+        let objects = repo.catalog_objects().await.map_err(|e| e.to_string())?;
+        let seen = self
+            .catalog_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tier)
+            .cloned()
+            .unwrap_or_default();
+        let mut points = BTreeMap::new();
+        for object in objects {
+            let point = match seen.get(&object) {
+                Some(p) => *p,
+                None => {
+                    let entry = repo.catalog_entry(&object).await;
+                    entry.map_err(|e| e.to_string())?.recovery_point.time_ms
+                }
+            };
+            points.insert(object, point);
+        }
+        let list = points.values().copied().collect();
+        self.catalog_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tier.to_string(), points);
+        Ok(list)
     }
 
     /// Every tier's status as the last metadata sync saw it.

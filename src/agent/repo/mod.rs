@@ -420,17 +420,31 @@ impl Repository {
     /// Every complete backup, oldest first.
     pub async fn catalog(&self) -> Result<Vec<CatalogEntry>, RepoError> {
         let mut entries = Vec::new();
-        for (key, _) in self.store.list("catalog/").await? {
-            let bytes = self.store.get(&key).await?;
-            let entry: CatalogEntry =
-                serde_json::from_slice(&bytes).map_err(|e| RepoError::Format {
-                    object: key.clone(),
-                    message: e.to_string(),
-                })?;
-            entries.push(entry);
+        for object in self.catalog_objects().await? {
+            entries.push(self.catalog_entry(&object).await?);
         }
         entries.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
         Ok(entries)
+    }
+
+    /// The catalog's object names, one per backup, without reading them.
+    pub async fn catalog_objects(&self) -> Result<Vec<String>, RepoError> {
+        Ok(self
+            .store
+            .list("catalog/")
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect())
+    }
+
+    /// One catalog entry. Entries are written once and never changed.
+    pub async fn catalog_entry(&self, object: &str) -> Result<CatalogEntry, RepoError> {
+        let bytes = self.store.get(object).await?;
+        serde_json::from_slice(&bytes).map_err(|e| RepoError::Format {
+            object: object.to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// Reads and checks a manifest: it opens, names itself, and its Merkle
