@@ -127,6 +127,14 @@ async fn wait_until(
     }
 }
 
+/// Runs a backup of `kind` into `tier` and asserts that it succeeded.
+async fn backed_up(agent: &AgentProc, kind: &str, tier: &str, limit: Duration) -> Job {
+    let body = serde_json::json!({"kind": kind, "tier": tier});
+    let job = run_job(agent, "/v1/backups", body, limit).await;
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    job
+}
+
 async fn get_json(agent: &AgentProc, path: &str) -> serde_json::Value {
     http()
         .get(format!("{}{path}", agent.url))
@@ -228,41 +236,20 @@ async fn backup_and_restore_through_the_api_give_back_the_same_graph() {
         .unwrap();
     let agent = start_agent(env, 1, "2m");
 
-    let full = run_job(
-        &agent,
-        "/v1/backups",
-        serde_json::json!({"kind": "full", "tier": "primary"}),
-        Duration::from_secs(90),
-    )
-    .await;
-    assert_eq!(full.state, JobState::Succeeded, "{full:?}");
+    backed_up(&agent, "full", "primary", Duration::from_secs(90)).await;
     admin
         .run(query("MATCH (n:Item) WHERE n.i > 190 DETACH DELETE n"))
         .await
         .unwrap();
     admin.run(query("CREATE (:Item {i: 1000})")).await.unwrap();
-    let inc = run_job(
-        &agent,
-        "/v1/backups",
-        serde_json::json!({"kind": "incremental", "tier": "primary"}),
-        Duration::from_secs(90),
-    )
-    .await;
-    assert_eq!(inc.state, JobState::Succeeded, "{inc:?}");
+    let inc = backed_up(&agent, "incremental", "primary", Duration::from_secs(90)).await;
     assert_eq!(
         inc.backup_kind,
         Some(graphdrill::api::BackupKind::Incremental)
     );
 
     // The local snapshot tier takes the same graph without any network.
-    let local = run_job(
-        &agent,
-        "/v1/backups",
-        serde_json::json!({"kind": "full", "tier": "local"}),
-        Duration::from_secs(90),
-    )
-    .await;
-    assert_eq!(local.state, JobState::Succeeded, "{local:?}");
+    let local = backed_up(&agent, "full", "local", Duration::from_secs(90)).await;
     let entry = agent
         ._dir
         .path()
@@ -412,14 +399,7 @@ async fn a_restore_cut_half_way_removes_what_it_wrote() {
         .await
         .unwrap();
     let agent = start_agent(env, 6, "3m");
-    let full = run_job(
-        &agent,
-        "/v1/backups",
-        serde_json::json!({"kind": "full", "tier": "primary"}),
-        Duration::from_secs(120),
-    )
-    .await;
-    assert_eq!(full.state, JobState::Succeeded, "{full:?}");
+    let full = backed_up(&agent, "full", "primary", Duration::from_secs(120)).await;
 
     let restore = submit(
         &agent,
@@ -614,27 +594,13 @@ async fn after_a_region_loses_its_data_the_next_incremental_is_a_full_backup() {
     let env = shared_env();
     wipe_bucket(env, "s3-archive").await;
     let agent = start_agent(env, 6, "2m");
-    let first = run_job(
-        &agent,
-        "/v1/backups",
-        serde_json::json!({"kind": "full", "tier": "archive"}),
-        Duration::from_secs(90),
-    )
-    .await;
-    assert_eq!(first.state, JobState::Succeeded, "{first:?}");
+    backed_up(&agent, "full", "archive", Duration::from_secs(90)).await;
 
     let loss = graphdrill::fault::RegionLoss::new("s3-archive", true);
     loss.inject(env).await.unwrap();
     loss.heal(env).await.unwrap();
 
-    let next = run_job(
-        &agent,
-        "/v1/backups",
-        serde_json::json!({"kind": "incremental", "tier": "archive"}),
-        Duration::from_secs(90),
-    )
-    .await;
-    assert_eq!(next.state, JobState::Succeeded, "{next:?}");
+    let next = backed_up(&agent, "incremental", "archive", Duration::from_secs(90)).await;
     assert_eq!(
         next.backup_kind,
         Some(graphdrill::api::BackupKind::Full),
@@ -730,14 +696,7 @@ async fn a_backup_killed_mid_upload_resumes_without_uploading_twice() {
 
     // Same configuration, same state: the next run skips what is stored.
     agent.proc.restart(env).unwrap();
-    let job = run_job(
-        &agent,
-        "/v1/backups",
-        serde_json::json!({"kind": "full", "tier": "archive"}),
-        Duration::from_secs(120),
-    )
-    .await;
-    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    backed_up(&agent, "full", "archive", Duration::from_secs(120)).await;
     let total = stored().await;
     let resumed = uploaded_bytes(&agent, "archive").await;
     assert!(uploaded_before > 0);
@@ -755,14 +714,7 @@ async fn a_copy_to_the_archive_tier_does_not_read_the_database() {
     wipe_bucket(env, "s3-primary").await;
     wipe_bucket(env, "s3-archive").await;
     let agent = start_agent(env, 8, "2m");
-    let full = run_job(
-        &agent,
-        "/v1/backups",
-        serde_json::json!({"kind": "full", "tier": "primary"}),
-        Duration::from_secs(90),
-    )
-    .await;
-    assert_eq!(full.state, JobState::Succeeded, "{full:?}");
+    let full = backed_up(&agent, "full", "primary", Duration::from_secs(90)).await;
     let id = full.backup.clone().unwrap();
 
     // With the database out of reach, the copy still succeeds.

@@ -496,3 +496,48 @@ fn a_paused_agent_container_sends_no_heartbeat_until_resumed() {
     );
     assert!(leftovers(&engine.host).is_empty());
 }
+
+#[test]
+fn env_down_from_another_process_stops_a_detached_docker_environment_and_logs_its_shutdown() {
+    let Some(engine) = engine_or_skip("detached env") else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let name = "docker-test-detached";
+    let out = graphdrill(
+        engine,
+        &["env", "up", "--backend", "docker", "--name", name],
+        &[],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `env up` has exited; its servers run on, unfollowed.
+    assert_eq!(listed(&engine.host, &["ps", "-q"]).len(), 5);
+    let console = engine
+        .home
+        .join("envs")
+        .join(name)
+        .join("toxiproxy/toxiproxy.log");
+    let before = std::fs::read_to_string(&console).unwrap();
+    let out = graphdrill(engine, &["env", "down", "--name", name], &[])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(leftovers(&engine.host), Vec::<String>::new());
+    // `env down` followed the output it caused: Toxiproxy's own shutdown line.
+    let after = std::fs::read_to_string(&console).unwrap();
+    let shutdown = &after[before.len()..];
+    assert!(
+        shutdown.contains("Shutdown started"),
+        "toxiproxy.log gained: {shutdown:?}"
+    );
+}

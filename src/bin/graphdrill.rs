@@ -323,7 +323,7 @@ fn print_status(env: &Environment) {
     for (name, alive) in env.alive() {
         let id = match state.processes.get(&name) {
             Some(p) => match &p.container {
-                Some(c) => format!("container {}", &c[..c.len().min(12)]),
+                Some(c) => format!("container {}", c.chars().take(12).collect::<String>()),
                 None => format!("pid {}", p.pid),
             },
             None => "-".into(),

@@ -17,9 +17,10 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
+use futures_util::StreamExt;
 use testcontainers::core::logs::LogFrame;
 use testcontainers::core::{Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
@@ -50,6 +51,10 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 /// container when its handle drops, so the handle lives here until we
 /// remove the container ourselves.
 static STARTED: LazyLock<Mutex<HashMap<String, ContainerAsync<GenericImage>>>> =
+    LazyLock::new(Default::default);
+
+/// Tasks copying the output of containers this process attached to, by id.
+static FOLLOWERS: LazyLock<Mutex<HashMap<String, tokio::task::JoinHandle<()>>>> =
     LazyLock::new(Default::default);
 
 /// Runs `fut` on the Docker runtime and waits for it from any thread.
@@ -288,8 +293,37 @@ impl Engine {
             image = spec.image,
             "container started"
         );
-        lock_started().insert(id.clone(), container);
+        lock(&STARTED).insert(id.clone(), container);
         Ok(id)
+    }
+
+    /// Appends what container `id` writes from now on to `log`, until it
+    /// ends: for a container another process started (an environment left
+    /// running by `env up`, then attached), whose output that process no
+    /// longer follows.
+    pub fn follow(&self, id: &str, log: &Path) -> Result<(), EnvError> {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| EnvError::io(log, e))?;
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i32);
+        let opts = LogsOptionsBuilder::new()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .since(since)
+            .build();
+        let mut stream = self.docker.logs(id, Some(opts));
+        let task = RUNTIME.spawn(async move {
+            while let Some(Ok(chunk)) = stream.next().await {
+                let _ = file.write_all(&chunk.into_bytes());
+            }
+        });
+        lock(&FOLLOWERS).insert(id.to_string(), task);
+        Ok(())
     }
 
     /// Runs a container to its end (at most `limit`), appends its whole
@@ -311,7 +345,7 @@ impl Engine {
                 _ => std::thread::sleep(Duration::from_millis(100)),
             }
         };
-        let output = lock_started().remove(&id).map(|c| {
+        let output = lock(&STARTED).remove(&id).map(|c| {
             block(async move {
                 let mut out = c.stdout_to_vec().await.unwrap_or_default();
                 out.extend(c.stderr_to_vec().await.unwrap_or_default());
@@ -392,7 +426,8 @@ impl Engine {
     /// Removes a container (and its anonymous volumes), whoever started it.
     pub fn remove(&self, id: &str) {
         let (d, i) = (self.docker.clone(), id.to_string());
-        let ours = lock_started().remove(id);
+        let ours = lock(&STARTED).remove(id);
+        let follower = lock(&FOLLOWERS).remove(id);
         block(async move {
             match ours {
                 Some(c) => {
@@ -405,6 +440,10 @@ impl Engine {
                         .build();
                     let _ = d.remove_container(&i, Some(opts)).await;
                 }
+            }
+            // Its last words reach the log before this returns.
+            if let Some(task) = follower {
+                let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
             }
         });
     }
@@ -449,8 +488,8 @@ fn testcontainers_host_override() -> Option<String> {
     })
 }
 
-fn lock_started() -> std::sync::MutexGuard<'static, HashMap<String, ContainerAsync<GenericImage>>> {
-    STARTED.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &'static Mutex<T>) -> std::sync::MutexGuard<'static, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

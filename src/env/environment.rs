@@ -132,6 +132,9 @@ impl Environment {
             .filter_map(|(name, r)| {
                 let p = match (&r.container, &backend) {
                     (Some(id), Backend::Docker { engine, .. }) => {
+                        if let Err(e) = engine.follow(id, &r.log) {
+                            tracing::warn!(name, error = %e, "not following the container's output");
+                        }
                         Process::container(name, engine.clone(), id.clone(), &r.log)
                     }
                     // Pid 0 would name our own process group.
