@@ -78,6 +78,8 @@ pub struct Keyring {
     current: String,
     master: String,
     keys: BTreeMap<String, Key>,
+    /// Ids of the master keys among `keys`: the only ones that seal data keys.
+    masters: std::collections::BTreeSet<String>,
     /// Raw bytes of the data keys this keyring made, to seal into `keys/`.
     made: BTreeMap<String, Vec<u8>>,
     /// Data keys found in a repository whose master key is not held:
@@ -106,6 +108,7 @@ impl Keyring {
             current: key_id.to_string(),
             master: key_id.to_string(),
             keys: BTreeMap::from([(key_id.to_string(), key)]),
+            masters: std::collections::BTreeSet::from([key_id.to_string()]),
             made: BTreeMap::new(),
             locked: BTreeMap::new(),
         }
@@ -132,6 +135,7 @@ impl Keyring {
     /// Adds master key `key` and makes it the one that seals from now on.
     pub fn rotate(&mut self, key_id: &str, key: Key) {
         self.keys.insert(key_id.to_string(), key);
+        self.masters.insert(key_id.to_string());
         self.current = key_id.to_string();
         self.master = key_id.to_string();
     }
@@ -163,6 +167,20 @@ impl Keyring {
 
     pub fn holds(&self, key_id: &str) -> bool {
         self.keys.contains_key(key_id)
+    }
+
+    pub fn is_master(&self, key_id: &str) -> bool {
+        self.masters.contains(key_id)
+    }
+
+    /// The master keys alone: what a restore somewhere else starts from.
+    pub fn masters_only(&self) -> Keyring {
+        let mut ring = self.clone();
+        ring.keys.retain(|id, _| self.masters.contains(id));
+        ring.made.clear();
+        ring.locked.clear();
+        ring.current = self.master.clone();
+        ring
     }
 
     pub fn ids(&self) -> impl Iterator<Item = &str> {
@@ -216,6 +234,14 @@ impl Keyring {
             Some(master) if !self.keys.contains_key(master) => {
                 self.locked.insert(id.to_string(), master.to_string());
                 return Ok(());
+            }
+            // Only a master key vouches for a data key: one sealed by a data
+            // key could be planted by anyone who ever held that data key.
+            Some(other) if !self.masters.contains(other) => {
+                return Err(RepoError::Integrity {
+                    object,
+                    message: format!("sealed by `{other}`, which is not a master key"),
+                });
             }
             _ => {}
         }
@@ -331,6 +357,20 @@ mod tests {
         let sealed = ring("k1", 1).seal("o", b"x");
         let err = ring("k2", 2).open("o", &sealed).unwrap_err().to_string();
         assert!(err.contains("key `k1`"), "{err}");
+    }
+
+    #[test]
+    fn a_key_object_sealed_by_a_data_key_is_refused() {
+        let mut ring = ring("m1", 1);
+        ring.new_data_key(1);
+        // Anyone who held this data key could write such an object.
+        let planted = ring.seal(&data_key_object("dk-planted"), &[7; 32]);
+        let err = ring
+            .clone()
+            .add_sealed("dk-planted", &planted)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a master key"), "{err}");
     }
 
     #[test]

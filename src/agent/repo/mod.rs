@@ -508,8 +508,12 @@ impl Repository {
 
     /// Fetches, opens, decompresses and checks one chunk.
     pub async fn read_chunk(&self, name: String) -> Result<Vec<u8>, RepoError> {
+        let sealed = self.store.get(&chunk_key(&name)).await?;
+        self.open_chunk(name, sealed).await
+    }
+
+    async fn open_chunk(&self, name: String, sealed: Vec<u8>) -> Result<Vec<u8>, RepoError> {
         let key = chunk_key(&name);
-        let sealed = self.store.get(&key).await?;
         // Opening, decompressing and hashing are CPU work: off the async threads.
         let (keyring, name_key, object) = (self.keyring.clone(), self.name_key, key.clone());
         tokio::task::spawn_blocking(move || {
@@ -574,10 +578,40 @@ impl Repository {
             picked.truncate(take);
         }
         let mut report = VerifyReport::default();
+        let mut key_ids = BTreeSet::new();
+        let sealed_manifest = self.store.get(&manifest_key(id)).await?;
+        key_ids.extend(Keyring::key_id_of(&sealed_manifest).map(str::to_string));
         for name in picked {
-            let plain = self.read_chunk(name.clone()).await?;
+            let sealed = self.store.get(&chunk_key(name)).await?;
+            key_ids.extend(Keyring::key_id_of(&sealed).map(str::to_string));
+            let plain = self.open_chunk(name.clone(), sealed).await?;
             report.chunks_checked += 1;
             report.bytes_checked += plain.len() as u64;
+        }
+        // This agent may hold a data key in memory that the tier lacks:
+        // each must open from the tier with the master keys alone.
+        let mut masters = self.keyring.masters_only();
+        key_ids.retain(|k| !masters.is_master(k));
+        for key_id in &key_ids {
+            let object = data_key_object(key_id);
+            let sealed = match self.store.stat(&object).await? {
+                Some(_) => self.store.get(&object).await?,
+                None => {
+                    return Err(RepoError::Integrity {
+                        object,
+                        message: "is missing: the backup's data key cannot be opened \
+                                  with the master key alone"
+                            .into(),
+                    });
+                }
+            };
+            masters.add_sealed(key_id, &sealed)?;
+            if !masters.holds(key_id) {
+                return Err(RepoError::Integrity {
+                    object,
+                    message: "is sealed by a master key this agent lacks".into(),
+                });
+            }
         }
         Ok(report)
     }

@@ -228,6 +228,14 @@ async fn a_data_key_learned_once_is_not_fetched_again() {
     assert_eq!(again.read_stream(&m, 1).await.unwrap(), data);
     // A reader without it still has to read the object, and meets the damage.
     assert!(Repository::open(store(), keyring("k1", 1)).await.is_err());
+    // And verify does not trust the agent's memory: damaged or gone, the
+    // key object fails the backup it seals.
+    let object = data_key_object(&data_key);
+    let err = again.verify("b1", 1.0).await.unwrap_err().to_string();
+    assert!(err.contains(&object), "{err}");
+    std::fs::remove_file(&path).unwrap();
+    let err = again.verify("b1", 1.0).await.unwrap_err().to_string();
+    assert!(err.contains(&object) && err.contains("missing"), "{err}");
 }
 
 #[tokio::test]
