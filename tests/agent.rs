@@ -523,24 +523,6 @@ async fn a_scheduled_backup_starts_by_itself_and_a_busy_host_only_delays_it() {
         assert!(started.elapsed() < Duration::from_secs(15), "{health}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // An entry is read once: the next syncs (every 1 s) only list the
-    // catalog, so even a damaged copy of a seen entry goes unread.
-    let catalog = agent._dir.path().join("snapshots/catalog");
-    for entry in std::fs::read_dir(&catalog).unwrap().flatten() {
-        std::fs::write(entry.path(), b"not json").unwrap();
-    }
-    let synced = get_json(&agent, "/health").await["tiers"]["local"]["synced_ms"].clone();
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let health = get_json(&agent, "/health").await;
-    assert_ne!(
-        health["tiers"]["local"]["synced_ms"], synced,
-        "no sync since"
-    );
-    assert_eq!(
-        health["tiers"]["local"]["error"],
-        serde_json::Value::Null,
-        "{health}"
-    );
     let metrics = http()
         .get(format!("{}/metrics", agent.url))
         .bearer_auth(TOKEN)
@@ -826,4 +808,41 @@ async fn a_restarted_agent_keeps_its_data_key_until_rotation_is_due() {
     let other = get_json(&agent, "/health").await["encryption"].clone();
     assert_eq!(other["master_key"], "key-62");
     assert_ne!(other["data_key"], before["data_key"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_metadata_sync_reads_each_catalog_entry_once() {
+    let _guard = healthy().await;
+    let env = shared_env();
+    let agent = start_agent_with(
+        env,
+        9,
+        "2m",
+        &[("GRAPH_AGENT_TRANSFER__METADATA_SYNC", "1s")],
+        "",
+    );
+    backed_up(&agent, "full", "local", Duration::from_secs(90)).await;
+    let started = Instant::now();
+    while get_json(&agent, "/health").await["tiers"]["local"]["backups"] != 1 {
+        assert!(started.elapsed() < Duration::from_secs(15), "never synced");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // No more writes: the next syncs (every 1 s) only list the catalog, so
+    // even a damaged copy of the entry they have seen goes unread.
+    let catalog = agent._dir.path().join("snapshots/catalog");
+    for entry in std::fs::read_dir(&catalog).unwrap().flatten() {
+        std::fs::write(entry.path(), b"not json").unwrap();
+    }
+    let synced = get_json(&agent, "/health").await["tiers"]["local"]["synced_ms"].clone();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let health = get_json(&agent, "/health").await;
+    assert_ne!(
+        health["tiers"]["local"]["synced_ms"], synced,
+        "no sync since"
+    );
+    assert_eq!(
+        health["tiers"]["local"]["error"],
+        serde_json::Value::Null,
+        "{health}"
+    );
 }

@@ -139,7 +139,10 @@ fn resume_or_make_data_key(keyring: &mut Keyring, config: &AgentConfig) -> u64 {
     let saved = std::fs::read(&path)
         .ok()
         .and_then(|b| serde_json::from_slice::<SavedDataKey>(&b).ok());
+    // A key "made" in the future (a skewed clock, an edited file) would
+    // never come due: not resumed.
     if let Some(saved) = saved
+        && saved.since_ms <= now + 60_000
         && now.saturating_sub(saved.since_ms) < rotation
     {
         let resumed = hex::decode(&saved.sealed_hex)
@@ -175,14 +178,17 @@ fn save_data_key(keyring: &Keyring, config: &AgentConfig, since_ms: u64) {
     };
     let path = config.agent.state_dir.join(DATA_KEY_FILE);
     let text = serde_json::to_string(&saved).expect("a saved key serializes");
-    // Sealed by the master key, yet nobody else's to read.
+    // Sealed by the master key, yet nobody else's to read; written whole
+    // or not at all.
+    let tmp = path.with_extension("json.tmp");
     let written = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
         .mode(0o600)
-        .open(&path)
-        .and_then(|mut f| f.write_all(text.as_bytes()));
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, &path));
     if let Err(e) = written {
         tracing::warn!(file = %path.display(), error = %e, "cannot save the data key");
     }

@@ -274,6 +274,7 @@ async fn run(cli: Cli) -> Result<(), EnvError> {
         }
         Command::Env(EnvCommand::Down { which }) => {
             let env = Environment::attach(&home, &which.options().state_dir(&home))?;
+            env.follow_output();
             env.down();
             println!("stopped {}", env.dir().display());
             Ok(())
@@ -441,6 +442,9 @@ async fn run_drills(
         .filter(|e| e.state().backend == env_opts.backend)
         .filter(|e| e.alive().iter().all(|(_, up)| *up));
     let reused = kept.is_some();
+    if let Some(env) = &kept {
+        env.follow_output();
+    }
     let env = tokio::select! {
         env = async { match kept { Some(e) => Ok(e), None => Environment::up(&home, &env_opts).await } } => env,
         _ = tokio::signal::ctrl_c() => Err(interrupted()),

@@ -299,8 +299,7 @@ impl Engine {
 
     /// Appends what container `id` writes from now on to `log`, until it
     /// ends: for a container another process started (an environment left
-    /// running by `env up`, then attached), whose output that process no
-    /// longer follows.
+    /// running by `env up`), whose output that process no longer follows.
     pub fn follow(&self, id: &str, log: &Path) -> Result<(), EnvError> {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -443,7 +442,13 @@ impl Engine {
             }
             // Its last words reach the log before this returns.
             if let Some(task) = follower {
-                let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+                let abort = task.abort_handle();
+                if tokio::time::timeout(Duration::from_secs(2), task)
+                    .await
+                    .is_err()
+                {
+                    abort.abort();
+                }
             }
         });
     }

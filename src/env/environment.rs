@@ -132,9 +132,6 @@ impl Environment {
             .filter_map(|(name, r)| {
                 let p = match (&r.container, &backend) {
                     (Some(id), Backend::Docker { engine, .. }) => {
-                        if let Err(e) = engine.follow(id, &r.log) {
-                            tracing::warn!(name, error = %e, "not following the container's output");
-                        }
                         Process::container(name, engine.clone(), id.clone(), &r.log)
                     }
                     // Pid 0 would name our own process group.
@@ -175,6 +172,17 @@ impl Environment {
 
     pub fn toxiproxy(&self) -> Toxiproxy {
         Toxiproxy::new(&self.state().toxiproxy_api)
+    }
+
+    /// From now on copies the output of servers another process started
+    /// into their log files (containers; a process writes its own), for a
+    /// run that reuses the environment or a `down` that stops it.
+    pub fn follow_output(&self) {
+        for p in lock(&self.procs).values() {
+            if let Err(e) = p.follow_output() {
+                tracing::warn!(error = %e, "not following a server's output");
+            }
+        }
     }
 
     /// Each recorded process and whether it is alive.

@@ -144,6 +144,15 @@ impl Process {
         }
     }
 
+    /// Copies a container's output from now on into the log file (a
+    /// process writes its own).
+    pub fn follow_output(&self) -> Result<(), EnvError> {
+        match &self.kind {
+            Kind::Group { .. } => Ok(()),
+            Kind::Container { engine, id } => engine.follow(id, &self.log),
+        }
+    }
+
     /// Freezes it (SIGSTOP, `docker pause`): connections stay open.
     pub fn pause(&self) -> Result<(), EnvError> {
         match &self.kind {
