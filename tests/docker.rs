@@ -100,17 +100,12 @@ fn start_engine() -> Result<Engine, String> {
     let tools = graphdrill::env::Tools::new(&home);
     tools.ensure(&graphdrill::env::Tool::ALL).unwrap();
     let started = Instant::now();
-    let out = Command::new(format!("{ROOT}/scripts/build-local-images"))
+    let mut build = Command::new(format!("{ROOT}/scripts/build-local-images"));
+    build
         .arg(env!("CARGO_BIN_EXE_graph-agent"))
         .arg(home.join("tools"))
-        .env("DOCKER_HOST", &host)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "build-local-images: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("DOCKER_HOST", &host);
+    let out = succeeded(build);
     eprintln!(
         "local images built in {:.1} s:\n{}",
         started.elapsed().as_secs_f64(),
@@ -131,7 +126,9 @@ fn start_engine() -> Result<Engine, String> {
             "graphdrill/toxiproxy:local",
             "-version",
         ],
-    );
+    )
+    .output()
+    .map_err(|e| format!("the docker client: {e}"))?;
     if !probe.status.success() {
         return Err(format!(
             "the private engine cannot run a container here: {}",
@@ -159,23 +156,28 @@ fn engine_or_skip(test: &str) -> Option<&'static Engine> {
     }
 }
 
-fn docker(host: &str, args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .env("DOCKER_HOST", host)
-        .output()
-        .expect("the docker client runs")
+/// Runs `cmd` and asserts that it succeeded, showing its stderr if not.
+fn succeeded(mut cmd: Command) -> Output {
+    let out = cmd.output().expect("the command runs");
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        cmd.get_program(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The docker client, talking to the engine at `host`.
+fn docker(host: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("docker");
+    cmd.args(args).env("DOCKER_HOST", host);
+    cmd
 }
 
 /// Lines of `docker ARGS` output: ids of containers, volumes, networks.
 fn listed(host: &str, args: &[&str]) -> Vec<String> {
-    let out = docker(host, args);
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&succeeded(docker(host, args)).stdout)
         .lines()
         .map(str::to_string)
         .collect()
@@ -399,18 +401,11 @@ fn an_interrupted_or_killed_docker_drill_leaves_no_container() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!listed(&engine.host, &["ps", "-aq"]).is_empty());
-    let out = graphdrill(
+    succeeded(graphdrill(
         engine,
         &["env", "down", "--name", "docker-test-killed"],
         &[],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     assert_eq!(
         leftovers(&engine.host),
         Vec::<String>::new(),
@@ -504,18 +499,11 @@ fn env_down_from_another_process_stops_a_detached_docker_environment_and_logs_it
     };
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let name = "docker-test-detached";
-    let out = graphdrill(
+    succeeded(graphdrill(
         engine,
         &["env", "up", "--backend", "docker", "--name", name],
         &[],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     // `env up` has exited; its servers run on, unfollowed.
     assert_eq!(listed(&engine.host, &["ps", "-q"]).len(), 5);
     let console = engine
@@ -524,14 +512,7 @@ fn env_down_from_another_process_stops_a_detached_docker_environment_and_logs_it
         .join(name)
         .join("toxiproxy/toxiproxy.log");
     let before = std::fs::read_to_string(&console).unwrap();
-    let out = graphdrill(engine, &["env", "down", "--name", name], &[])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(graphdrill(engine, &["env", "down", "--name", name], &[]));
     assert_eq!(leftovers(&engine.host), Vec::<String>::new());
     // `env down` followed the output it caused: Toxiproxy's own shutdown line.
     let after = std::fs::read_to_string(&console).unwrap();
