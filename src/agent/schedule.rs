@@ -126,14 +126,18 @@ pub fn spawn(agent: Arc<Agent>) {
     tokio::spawn(async move {
         // The current data key was made at start, or before a restart.
         let (_, _, since_ms) = agent.key_status();
-        let age = Duration::from_millis(now_ms().saturating_sub(since_ms));
-        let first = tokio::time::Instant::now() + every.saturating_sub(age);
+        let first = tokio::time::Instant::now() + until_rotation(every, since_ms, now_ms());
         let mut tick = tokio::time::interval_at(first, every);
         loop {
             tick.tick().await;
             agent.rotate_data_key();
         }
     });
+}
+
+/// How long until a data key made at `since_ms` is due for rotation.
+fn until_rotation(every: Duration, since_ms: u64, now_ms: u64) -> Duration {
+    every.saturating_sub(Duration::from_millis(now_ms.saturating_sub(since_ms)))
 }
 
 async fn run(agent: Arc<Agent>, entry: Schedule) {
@@ -179,6 +183,19 @@ async fn run(agent: Arc<Agent>, entry: Schedule) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resumed_data_key_rotates_when_its_own_age_says_so() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(until_rotation(day, 1_000, 1_000), day);
+        let half = 43_200_000;
+        assert_eq!(until_rotation(day, 1_000, 1_000 + half), day / 2);
+        // Overdue (the agent was down past it): at once.
+        assert_eq!(
+            until_rotation(day, 1_000, 1_000 + 2 * half + 5),
+            Duration::ZERO
+        );
+    }
 
     const STAT_A: &str = "cpu  100 0 100 700 100 0 0 0 0 0\ncpu0 50 0 50 350 50 0 0 0 0 0\n";
     const STAT_B: &str = "cpu  250 0 150 800 100 0 0 0 0 0\n";

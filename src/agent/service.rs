@@ -281,31 +281,36 @@ impl Agent {
     /// they are written once, so one read each is enough.
     pub async fn catalog(&self, tier: &str) -> Result<Vec<u64>, String> {
         let repo = self.repository(tier).await.map_err(|e| e.message)?;
-        let objects = repo.catalog_objects().await.map_err(|e| e.to_string())?;
-        let seen = self
-            .catalog_seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(tier)
-            .cloned()
-            .unwrap_or_default();
-        let mut points = BTreeMap::new();
-        for object in objects {
-            let point = match seen.get(&object) {
-                Some(p) => *p,
-                None => {
-                    let entry = repo.catalog_entry(&object).await;
-                    entry.map_err(|e| e.to_string())?.recovery_point.time_ms
-                }
-            };
-            points.insert(object, point);
+        let objects: std::collections::BTreeSet<String> = repo
+            .catalog_objects()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        let seen = || self.catalog_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let unseen: Vec<String> = {
+            let mut all = seen();
+            let known = all.entry(tier.to_string()).or_default();
+            // Entries gone from the listing (pruned) are forgotten.
+            known.retain(|o, _| objects.contains(o));
+            objects
+                .iter()
+                .filter(|o| !known.contains_key(*o))
+                .cloned()
+                .collect()
+        };
+        for object in unseen {
+            let entry = repo
+                .catalog_entry(&object)
+                .await
+                .map_err(|e| e.to_string())?;
+            // Kept as read: a sync its timeout cuts off still counts.
+            seen()
+                .entry(tier.to_string())
+                .or_default()
+                .insert(object, entry.recovery_point.time_ms);
         }
-        let list = points.values().copied().collect();
-        self.catalog_seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(tier.to_string(), points);
-        Ok(list)
+        Ok(seen()[tier].values().copied().collect())
     }
 
     /// Every tier's status as the last metadata sync saw it.

@@ -173,13 +173,12 @@ impl AgentProcess {
             .arg(self.setup.dir.join("agent.toml"))
             .arg("serve")
             .env("GRAPH_AGENT_LOG", "info,neo4rs=warn");
+        // The agent's own variables (settings, log filter, the self-test's
+        // defects) reach it on either backend; a container inherits nothing
+        // else. The scenario's overrides come last and win.
+        cmd.envs(std::env::vars().filter(|(k, _)| k.starts_with(crate::agent::config::ENV_PREFIX)));
         for (k, v) in &self.setup.overrides {
             cmd.env(k, v);
-        }
-        // The self-test's switch, passed on explicitly: a container inherits
-        // nothing from the runner.
-        if let Ok(defects) = std::env::var("GRAPH_AGENT_DEFECTS") {
-            cmd.env("GRAPH_AGENT_DEFECTS", defects);
         }
         let mut mounts = vec![self.setup.dir.clone()];
         if self.setup.clock_skew_ms != 0 {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::docker::{ContainerSpec, Engine};
 use super::images::Images;
-use super::process::{Process, log_tail};
+use super::process::{Process, log_tail, open_log};
 use super::{EnvError, Tools};
 
 /// How long a one-off set-up container may run.
@@ -156,11 +156,7 @@ impl Backend {
                     program: program.clone(),
                     source,
                 })?;
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                    .map_err(|e| EnvError::io(log, e))?;
+                let mut f = open_log(log)?;
                 use std::io::Write;
                 let _ = f.write_all(&out.stdout).and(f.write_all(&out.stderr));
                 out.status.code().map(i64::from)

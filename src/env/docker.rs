@@ -27,6 +27,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::EnvError;
+use super::process::open_log;
 
 /// The label naming the environment (its folder) a container belongs to.
 pub const ENV_LABEL: &str = "graphdrill.env";
@@ -257,11 +258,7 @@ impl Engine {
     /// Creates and starts a container; while this process runs, its output
     /// goes to `log` as it comes.
     pub fn run(&self, spec: &ContainerSpec, log: &Path) -> Result<String, EnvError> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| EnvError::io(log, e))?;
+        let file = open_log(log)?;
         let file = Arc::new(Mutex::new(file));
         let req = spec.request().with_log_consumer(move |frame: &LogFrame| {
             let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
@@ -301,11 +298,7 @@ impl Engine {
     /// ends: for a container another process started (an environment left
     /// running by `env up`), whose output that process no longer follows.
     pub fn follow(&self, id: &str, log: &Path) -> Result<(), EnvError> {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| EnvError::io(log, e))?;
+        let mut file = open_log(log)?;
         let since = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i32);
@@ -353,11 +346,7 @@ impl Engine {
             })
         });
         self.remove(&id);
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| EnvError::io(log, e))?;
+        let mut f = open_log(log)?;
         f.write_all(&output.unwrap_or_default())
             .map_err(|e| EnvError::io(log, e))?;
         Ok(code)

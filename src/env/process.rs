@@ -35,11 +35,7 @@ enum Kind {
 impl Process {
     /// Starts `cmd` in a new process group, appending stdout and stderr to `log`.
     pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Self, EnvError> {
-        let out = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|source| EnvError::io(log, source))?;
+        let out = open_log(log)?;
         let err = out
             .try_clone()
             .map_err(|source| EnvError::io(log, source))?;
@@ -261,6 +257,15 @@ fn only_zombies(pgid: u32) -> bool {
         }
     }
     true
+}
+
+/// A server's log file, opened for appending (created if missing).
+pub fn open_log(path: &Path) -> Result<File, EnvError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| EnvError::io(path, source))
 }
 
 /// The last `n` lines of a log file (empty if it cannot be read).

@@ -450,8 +450,14 @@ impl Repository {
     /// Reads and checks a manifest: it opens, names itself, and its Merkle
     /// root matches its chunk list.
     pub async fn manifest(&self, id: &str) -> Result<Manifest, RepoError> {
+        self.manifest_and_key(id).await.map(|(m, _)| m)
+    }
+
+    /// [`Repository::manifest`], and the id of the key that sealed it.
+    async fn manifest_and_key(&self, id: &str) -> Result<(Manifest, Option<String>), RepoError> {
         let key = manifest_key(id);
         let sealed = self.store.get(&key).await?;
+        let sealed_by = Keyring::key_id_of(&sealed).map(str::to_string);
         let bytes = self.keyring.open(&key, &sealed)?;
         let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| RepoError::Format {
             object: key.clone(),
@@ -473,7 +479,7 @@ impl Repository {
                 message: "its id or Merkle root does not match its content".into(),
             });
         }
-        Ok(manifest)
+        Ok((manifest, sealed_by))
     }
 
     /// The manifests to restore `id`: its full ancestor first, `id` last.
@@ -567,7 +573,7 @@ impl Repository {
     /// Re-reads a backup's chunks (a `sample` fraction of its distinct
     /// chunks, at least one) and checks each, without restoring.
     pub async fn verify(&self, id: &str, sample: f64) -> Result<VerifyReport, RepoError> {
-        let manifest = self.manifest(id).await?;
+        let (manifest, manifest_key_id) = self.manifest_and_key(id).await?;
         let distinct: BTreeSet<&String> = manifest.chunks.iter().collect();
         let take = ((distinct.len() as f64 * sample.clamp(0.0, 1.0)).ceil() as usize)
             .clamp(distinct.len().min(1), distinct.len());
@@ -578,9 +584,7 @@ impl Repository {
             picked.truncate(take);
         }
         let mut report = VerifyReport::default();
-        let mut key_ids = BTreeSet::new();
-        let sealed_manifest = self.store.get(&manifest_key(id)).await?;
-        key_ids.extend(Keyring::key_id_of(&sealed_manifest).map(str::to_string));
+        let mut key_ids: BTreeSet<String> = manifest_key_id.into_iter().collect();
         for name in picked {
             let sealed = self.store.get(&chunk_key(name)).await?;
             key_ids.extend(Keyring::key_id_of(&sealed).map(str::to_string));
