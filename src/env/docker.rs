@@ -493,7 +493,7 @@ mod tests {
     #[test]
     fn a_command_becomes_a_container_with_the_same_arguments_and_labels() {
         let mut cmd = Command::new("/usr/bin/weed");
-        cmd.args(["mini", "-dir", "/envs/e1/s3-primary/data"])
+        cmd.args(["server", "-dir", "/envs/e1/s3-primary/data"])
             .env("WEED_X", "1")
             .current_dir("/envs/e1/s3-primary");
         let spec = ContainerSpec::from_command(
@@ -504,7 +504,7 @@ mod tests {
             &[PathBuf::from("/envs/e1/sub"), PathBuf::from("/runs/r1")],
         );
         assert_eq!(spec.entrypoint, "/usr/bin/weed");
-        assert_eq!(spec.args, ["mini", "-dir", "/envs/e1/s3-primary/data"]);
+        assert_eq!(spec.args, ["server", "-dir", "/envs/e1/s3-primary/data"]);
         assert_eq!(spec.env["WEED_X"], "1");
         assert_eq!(spec.env["HOME"], "/tmp");
         // The env folder covers its own subfolders; others are added.

@@ -1,5 +1,6 @@
-//! One SeaweedFS `weed mini` per region: an S3 endpoint with an identities
-//! file (an admin for the harness, a least-privilege identity for the agent).
+//! One SeaweedFS `weed server` (master, volume, filer and S3) per region: an
+//! S3 endpoint with an identities file (an admin for the harness, a
+//! least-privilege identity for the agent).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -10,9 +11,9 @@ use super::component::{BoxFuture, Component, Launch};
 use super::{EnvError, S3Endpoint, load_s3_credentials, write_secret};
 use crate::s3::Bucket;
 
-/// `weed mini` listeners besides S3; every one is set, so no default port
+/// `weed server` listeners besides S3; every one is set, so no default port
 /// is ever used and two environments never collide.
-pub const INTERNAL_PORTS: [&str; 13] = [
+pub const INTERNAL_PORTS: [&str; 10] = [
     "s3.port.grpc",
     "master.port",
     "master.port.grpc",
@@ -22,11 +23,20 @@ pub const INTERNAL_PORTS: [&str; 13] = [
     "filer.port",
     "filer.port.grpc",
     "filer.port.public",
-    "webdav.port",
-    "admin.port",
-    "admin.port.grpc",
     "metricsPort",
 ];
+
+/// Below this much free disk, SeaweedFS makes every volume read-only and
+/// writes hang. Its default, 1 % of the disk, is 2.5 GiB on a 250 GB disk
+/// that a build and a few images fill; a drill's data is small, so a fixed
+/// floor keeps regions writable on a nearly full disk and still stops them
+/// short of filling it.
+pub const MIN_FREE_SPACE_MIB: u64 = 256;
+
+/// Volume size, fixed for the same reason: left to itself it follows the
+/// disk's size (1 GiB over 100 GB), and each volume reserves its whole size
+/// of free space.
+const VOLUME_SIZE_LIMIT_MB: u32 = 64;
 
 pub struct SeaweedServer {
     name: String,
@@ -107,7 +117,7 @@ impl Component for SeaweedServer {
         let mut cmd = Command::new(&programs.weed);
         // Anything it writes beside its data stays in its own folder.
         cmd.current_dir(&self.dir)
-            .arg("mini")
+            .args(["server", "-filer", "-s3"])
             .arg(format!("-dir={}", data.display()))
             .arg(format!("-s3.config={}", config.display()))
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
@@ -115,9 +125,13 @@ impl Component for SeaweedServer {
             .args([
                 "-s3.port.iceberg=0",
                 "-s3.port.lance=0",
-                "-admin.ui=false",
                 "-master.telemetry=false",
+                // Slots follow free space; see MIN_FREE_SPACE_MIB.
+                "-volume.max=0",
+                "-volume.preStopSeconds=1",
             ])
+            .arg(format!("-master.volumeSizeLimitMB={VOLUME_SIZE_LIMIT_MB}"))
+            .arg(format!("-volume.minFreeSpace={MIN_FREE_SPACE_MIB}MiB"))
             .arg(format!(
                 "-filer.localSocket={}",
                 self.dir.join("filer.sock").display()
@@ -126,7 +140,14 @@ impl Component for SeaweedServer {
                 "-s3.localSocket={}",
                 self.dir.join("s3.sock").display()
             ));
-        for (flag, port) in &self.endpoint.internal_ports {
+        for flag in INTERNAL_PORTS {
+            // An environment kept by an older graphdrill may lack one.
+            let port = self.endpoint.internal_ports.get(flag).ok_or_else(|| {
+                EnvError::component(
+                    &self.name,
+                    format!("no port for `{flag}` in the environment's state; run `graphdrill env down` and start again"),
+                )
+            })?;
             cmd.arg(format!("-{flag}={port}"));
         }
         Ok(cmd.into())
@@ -163,7 +184,8 @@ impl Component for SeaweedServer {
                 match bucket.put(".graphdrill-ready", b"ready".to_vec()).await {
                     Ok(()) => break,
                     Err(e) if std::time::Instant::now() > deadline => {
-                        return Err(err(format!("a test write still fails: {e}")));
+                        let disk = low_disk(&self.endpoint.data_dir).unwrap_or_default();
+                        return Err(err(format!("a test write still fails: {e}{disk}")));
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
@@ -174,4 +196,22 @@ impl Component for SeaweedServer {
                 .map_err(|e| err(format!("removing the test write: {e}")))
         })
     }
+}
+
+/// Why writes may hang, if the disk under `dir` is below SeaweedFS's floor.
+fn low_disk(dir: &std::path::Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` is a valid out-pointer.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let free_mib = st.f_bavail as u64 * st.f_frsize as u64 / (1024 * 1024);
+    (free_mib < MIN_FREE_SPACE_MIB).then(|| {
+        format!(
+            "; the disk under {} has {free_mib} MiB free, below the {MIN_FREE_SPACE_MIB} MiB SeaweedFS keeps free (its volumes are read-only)",
+            dir.display()
+        )
+    })
 }
