@@ -3,7 +3,23 @@
 
 use neo4rs::{BoltBoolean, BoltFloat, BoltInteger, BoltList, BoltMap, BoltString, BoltType};
 
-use crate::graph::{Float, Tz, Value};
+use crate::graph::{Float, Props, Tz, Value};
+
+/// Reads an exported property list. Neo4j stores no null, so a null means
+/// the property or its entity went away while a cut scanned (reads see
+/// other transactions' commits): it is left out, and the change log, which
+/// names that entity, settles its final state.
+pub fn props_from_bolt(pairs: Vec<(String, BoltType)>) -> Result<Props, String> {
+    pairs
+        .into_iter()
+        .filter(|(_, v)| !matches!(v, BoltType::Null(_)))
+        .map(|(k, v)| {
+            from_bolt(&v)
+                .map(|v| (k.clone(), v))
+                .map_err(|m| format!("property `{k}`: {m}"))
+        })
+        .collect()
+}
 
 /// Reads an exported value; an error for anything a property cannot hold.
 pub fn from_bolt(v: &BoltType) -> Result<Value, String> {
@@ -205,6 +221,29 @@ mod tests {
         assert_eq!(offset_string(-19_800), "-05:30");
         assert_eq!(offset_string(30), "+00:00:30");
         assert_eq!(offset_string(0), "+00:00");
+    }
+
+    #[test]
+    fn a_property_that_vanished_during_the_scan_is_left_out() {
+        let pairs = vec![
+            ("w".to_string(), BoltType::Null(neo4rs::BoltNull)),
+            ("side".to_string(), BoltType::from("a")),
+        ];
+        let props = props_from_bolt(pairs).unwrap();
+        assert_eq!(props.len(), 1);
+        assert_eq!(props["side"], Value::String("a".into()));
+    }
+
+    #[test]
+    fn a_value_no_property_can_hold_is_an_error_naming_the_property() {
+        let duration = BoltType::Duration(neo4rs::BoltDuration::new(
+            1.into(),
+            0.into(),
+            0.into(),
+            0.into(),
+        ));
+        let err = props_from_bolt(vec![("d".to_string(), duration)]).unwrap_err();
+        assert!(err.starts_with("property `d`:"), "{err}");
     }
 
     #[test]

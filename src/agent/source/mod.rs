@@ -123,8 +123,8 @@ impl Neo4jSource {
     pub async fn export(&self) -> Result<Vec<Record>, SourceError> {
         let mut records = self.schema().await?;
         let mut txn = self.graph.start_txn().await.map_err(err("export"))?;
-        read_nodes(&mut txn, "true", Vec::new(), &mut records).await?;
-        read_rels(&mut txn, "true", Vec::new(), &mut records).await?;
+        read_nodes(&mut txn, Reads::Settled, "true", Vec::new(), &mut records).await?;
+        read_rels(&mut txn, Reads::Settled, "true", Vec::new(), &mut records).await?;
         txn.rollback().await.map_err(err("export"))?;
         records.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         Ok(records)
@@ -148,8 +148,8 @@ impl Neo4jSource {
         let mut base = Vec::new();
         let mut txn = self.graph.start_txn().await.map_err(err("cut"))?;
         if since.is_none() {
-            read_nodes(&mut txn, "true", Vec::new(), &mut base).await?;
-            read_rels(&mut txn, "true", Vec::new(), &mut base).await?;
+            read_nodes(&mut txn, Reads::Racing, "true", Vec::new(), &mut base).await?;
+            read_rels(&mut txn, Reads::Racing, "true", Vec::new(), &mut base).await?;
         }
         txn.run(query(&format!(
             "MATCH (c:{}) CALL apoc.lock.nodes([c])",
@@ -175,6 +175,7 @@ impl Neo4jSource {
         };
         read_nodes(
             &mut txn,
+            Reads::Settled,
             "elementId(n) IN $ids",
             vec![("ids", ids(&changes.nodes))],
             &mut touched,
@@ -182,6 +183,7 @@ impl Neo4jSource {
         .await?;
         read_rels(
             &mut txn,
+            Reads::Settled,
             "elementId(r) IN $ids",
             vec![("ids", ids(&changes.rels))],
             &mut touched,
@@ -462,9 +464,20 @@ fn internal(var: &str) -> String {
     format!("any(l IN labels({var}) WHERE l STARTS WITH '{INTERNAL_LABEL_PREFIX}')")
 }
 
+/// Whether a read races writers. A full cut's first pass does: an entity
+/// deleted under it comes back with a null id, endpoint or label list, and
+/// is skipped, since the change log names every entity deleted meanwhile.
+/// Anywhere else such a row is an error.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Reads {
+    Racing,
+    Settled,
+}
+
 /// Appends the user nodes matching `filter` (over `n`).
 async fn read_nodes(
     txn: &mut neo4rs::Txn,
+    reads: Reads,
     filter: &str,
     params: Vec<(&str, BoltType)>,
     out: &mut Vec<Record>,
@@ -481,19 +494,27 @@ async fn read_nodes(
     }
     let mut rows = txn.execute(q).await.map_err(err("read nodes"))?;
     while let Some(row) = rows.next(txn.handle()).await.map_err(err("read nodes"))? {
-        let labels: Vec<String> = row.get("labels").map_err(decode_err)?;
-        out.push(Record::Node(Node {
-            id: entity_id(&row, "node")?,
-            labels: labels.into_iter().collect(),
-            props: props(&row)?,
-        }));
+        out.extend(node_from_row(&row, reads)?.map(Record::Node));
     }
     Ok(())
+}
+
+fn node_from_row(row: &neo4rs::Row, reads: Reads) -> Result<Option<Node>, SourceError> {
+    if reads == Reads::Racing && vanished(row, &["id", "labels"]) {
+        return Ok(None);
+    }
+    let labels: Vec<String> = row.get("labels").map_err(decode_err)?;
+    Ok(Some(Node {
+        id: entity_id(row, "node")?,
+        labels: labels.into_iter().collect(),
+        props: props(row)?,
+    }))
 }
 
 /// Appends the relationships between user nodes matching `filter` (over `r`).
 async fn read_rels(
     txn: &mut neo4rs::Txn,
+    reads: Reads,
     filter: &str,
     params: Vec<(&str, BoltType)>,
     out: &mut Vec<Record>,
@@ -516,15 +537,28 @@ async fn read_rels(
         .await
         .map_err(err("read relationships"))?
     {
-        out.push(Record::Rel(Rel {
-            id: entity_id(&row, "relationship")?,
-            rel_type: row.get("type").map_err(decode_err)?,
-            start: row.get("start").map_err(decode_err)?,
-            end: row.get("end").map_err(decode_err)?,
-            props: props(&row)?,
-        }));
+        out.extend(rel_from_row(&row, reads)?.map(Record::Rel));
     }
     Ok(())
+}
+
+fn rel_from_row(row: &neo4rs::Row, reads: Reads) -> Result<Option<Rel>, SourceError> {
+    if reads == Reads::Racing && vanished(row, &["id", "type", "start", "end"]) {
+        return Ok(None);
+    }
+    Ok(Some(Rel {
+        id: entity_id(row, "relationship")?,
+        rel_type: row.get("type").map_err(decode_err)?,
+        start: row.get("start").map_err(decode_err)?,
+        end: row.get("end").map_err(decode_err)?,
+        props: props(row)?,
+    }))
+}
+
+/// Whether any of `keys` came back null: the entity went away mid-read.
+fn vanished(row: &neo4rs::Row, keys: &[&str]) -> bool {
+    keys.iter()
+        .any(|k| matches!(row.get::<BoltType>(k), Ok(BoltType::Null(_))))
 }
 
 pub(crate) fn decode_err(e: impl std::fmt::Display) -> SourceError {
@@ -545,16 +579,7 @@ fn entity_id(row: &neo4rs::Row, what: &str) -> Result<String, SourceError> {
 
 fn props(row: &neo4rs::Row) -> Result<Props, SourceError> {
     let pairs: Vec<(String, BoltType)> = row.get("props").map_err(decode_err)?;
-    pairs
-        .into_iter()
-        .map(|(k, v)| {
-            let value = convert::from_bolt(&v).map_err(|m| SourceError {
-                op: "decode export",
-                message: format!("property `{k}`: {m}"),
-            })?;
-            Ok((k, value))
-        })
-        .collect()
+    convert::props_from_bolt(pairs).map_err(decode_err)
 }
 
 /// `{plain: {k: v}, typed: [{k, v}]}`: values that must cross encoded apart.
@@ -575,4 +600,64 @@ fn props_param(props: &Props) -> BoltMap {
     m.put("plain".into(), BoltType::Map(plain));
     m.put("typed".into(), BoltType::List(BoltList::from(typed)));
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neo4rs::BoltNull;
+
+    fn row(pairs: Vec<(&str, BoltType)>) -> neo4rs::Row {
+        let (fields, data): (Vec<BoltType>, Vec<BoltType>) =
+            pairs.into_iter().map(|(k, v)| (k.into(), v)).unzip();
+        neo4rs::Row::new(BoltList::from(fields), BoltList::from(data))
+    }
+
+    fn labels(l: &[&str]) -> BoltType {
+        BoltType::List(BoltList::from(
+            l.iter().map(|s| BoltType::from(*s)).collect::<Vec<_>>(),
+        ))
+    }
+
+    fn no_props() -> BoltType {
+        BoltType::List(BoltList::from(Vec::<BoltType>::new()))
+    }
+
+    #[test]
+    fn a_node_deleted_under_a_racing_read_is_skipped_and_elsewhere_an_error() {
+        let deleted = || {
+            row(vec![
+                ("id", BoltType::Null(BoltNull)),
+                ("labels", labels(&[])),
+                ("props", no_props()),
+            ])
+        };
+        assert_eq!(node_from_row(&deleted(), Reads::Racing).unwrap(), None);
+        let err = node_from_row(&deleted(), Reads::Settled).unwrap_err();
+        assert!(err.message.contains("ids must be assigned"), "{err}");
+
+        let live = row(vec![
+            ("id", "n1".into()),
+            ("labels", labels(&["W"])),
+            ("props", no_props()),
+        ]);
+        let node = node_from_row(&live, Reads::Racing).unwrap().unwrap();
+        assert_eq!(node.id, "n1");
+        assert!(node.labels.contains("W"));
+    }
+
+    #[test]
+    fn a_relationship_whose_end_was_deleted_under_a_racing_read_is_skipped() {
+        let dangling = || {
+            row(vec![
+                ("id", "r1".into()),
+                ("type", "PAIR".into()),
+                ("start", "n1".into()),
+                ("end", BoltType::Null(BoltNull)),
+                ("props", no_props()),
+            ])
+        };
+        assert_eq!(rel_from_row(&dangling(), Reads::Racing).unwrap(), None);
+        assert!(rel_from_row(&dangling(), Reads::Settled).is_err());
+    }
 }
