@@ -280,7 +280,7 @@ impl AgentProcess {
     /// SIGTERM, then SIGKILL after 10 s.
     pub fn stop(&mut self) {
         if let Some(p) = self.proc.take() {
-            stop_all(&mut [p], Duration::from_secs(10));
+            stop_all(&mut [p], |_| Duration::from_secs(10));
         }
     }
 }

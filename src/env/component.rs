@@ -30,6 +30,9 @@ impl From<Command> for Launch {
     }
 }
 
+/// How long servers get to shut down cleanly before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(20);
+
 /// A server of the environment, whichever backend runs it.
 pub trait Component: Send + Sync {
     /// Its name in logs, errors and `env.json` (`neo4j`, `s3-primary`, …).
@@ -53,6 +56,10 @@ pub trait Component: Send + Sync {
     /// Set-up once ready (users, buckets, proxies); safe to repeat.
     fn provision(&self) -> BoxFuture<'_, Result<(), EnvError>> {
         Box::pin(async { Ok(()) })
+    }
+    /// How long SIGTERM gets before SIGKILL; zero kills at once.
+    fn stop_grace(&self) -> Duration {
+        STOP_GRACE
     }
 }
 

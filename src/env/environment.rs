@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::backend::{Backend, BackendChoice};
-use super::component::{self, Component, Procs, lock};
+use super::component::{self, Component, Procs, STOP_GRACE, lock};
 use super::neo4j::Neo4jServer;
 use super::process::{Process, stop_all};
 use super::seaweed::{INTERNAL_PORTS, SeaweedServer};
@@ -19,9 +19,6 @@ use super::{
     write_secret,
 };
 use crate::s3::S3Credentials;
-
-/// How long servers get to shut down cleanly before SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(20);
 
 /// What to start; the defaults keep the whole environment near 2 GiB RSS.
 #[derive(Debug, Clone)]
@@ -203,12 +200,16 @@ impl Environment {
         if procs.is_empty() && !EnvState::path(&self.dir).exists() {
             return;
         }
-        stop_all(&mut procs, STOP_GRACE);
+        stop_all(&mut procs, |name| self.stop_grace(name));
         if let Err(e) = self.backend.sweep(&self.dir) {
             tracing::warn!(error = %e, "sweeping containers");
         }
         let _ = std::fs::remove_file(EnvState::path(&self.dir));
         tracing::info!(dir = %self.dir.display(), "environment down");
+    }
+
+    fn stop_grace(&self, name: &str) -> Duration {
+        self.component(name).map_or(STOP_GRACE, |c| c.stop_grace())
     }
 
     /// The component called `name`, built from the recorded state.
@@ -276,7 +277,7 @@ impl Environment {
         let proc = lock(&self.procs).remove(name);
         match proc {
             Some(p) => {
-                stop_all(&mut [p], STOP_GRACE);
+                stop_all(&mut [p], |name| self.stop_grace(name));
                 self.record_processes()
             }
             None => Err(EnvError::component(name, "is not running")),

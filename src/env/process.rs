@@ -198,28 +198,37 @@ impl Process {
     }
 }
 
-/// Stops several processes at once (SIGTERM, SIGKILL after `grace`), so
-/// the slowest sets the pace. Containers are removed once stopped.
-pub fn stop_all(procs: &mut [Process], grace: Duration) {
+/// Stops several processes at once (SIGTERM, SIGKILL after `grace` of its
+/// name; at once if that is zero), so the slowest sets the pace. Containers
+/// are removed once stopped.
+pub fn stop_all(procs: &mut [Process], grace: impl Fn(&str) -> Duration) {
+    let start = Instant::now();
     for p in procs.iter() {
         if let Kind::Group { pid, .. } = p.kind {
             signal_group(pid, libc::SIGCONT);
-            signal_group(pid, libc::SIGTERM);
+            let sig = if grace(&p.name).is_zero() {
+                libc::SIGKILL
+            } else {
+                libc::SIGTERM
+            };
+            signal_group(pid, sig);
         }
     }
-    let deadline = Instant::now() + grace;
     std::thread::scope(|s| {
         for p in procs.iter() {
             if let Kind::Container { engine, id } = &p.kind {
+                let grace = grace(&p.name);
                 s.spawn(move || engine.stop(id, grace));
             }
         }
     });
     for p in procs.iter_mut() {
-        if !p.reap_until(deadline) {
-            let pid = p.pid();
-            tracing::warn!(name = %p.name, pid, "did not stop in time; killing");
-            signal_group(pid, libc::SIGKILL);
+        let grace = grace(&p.name);
+        if !p.reap_until(start + grace) {
+            if !grace.is_zero() {
+                tracing::warn!(name = %p.name, pid = p.pid(), "did not stop in time; killing");
+            }
+            signal_group(p.pid(), libc::SIGKILL);
             p.reap_until(Instant::now() + Duration::from_secs(10));
         }
     }

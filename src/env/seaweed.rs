@@ -168,6 +168,14 @@ impl Component for SeaweedServer {
         Duration::from_secs(60)
     }
 
+    /// Killed at once: on SIGTERM, `weed server` first waits 15 s for its
+    /// filer's own internal streams and only then stops the volume server.
+    /// Its writes are on disk as they happen; region loss kills it the same
+    /// way, and its data survives that (tests/env.rs).
+    fn stop_grace(&self) -> Duration {
+        Duration::ZERO
+    }
+
     fn provision(&self) -> BoxFuture<'_, Result<(), EnvError>> {
         Box::pin(async {
             let err = |e: String| EnvError::component(&self.name, e);
