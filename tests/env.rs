@@ -350,7 +350,8 @@ async fn heal_all_undoes_every_kind_of_fault() {
 }
 
 /// A throw-away ext4 disk of 1 TiB with 3 GiB free (under SeaweedFS's old
-/// 1 % floor), sparse on `/dev/shm` so the host's own disk is untouched.
+/// 1 % floor), sparse on `/dev/shm` where it has room, so the host's own
+/// disk is untouched.
 /// Unmounted and deleted on drop; one left by a killed test binary is
 /// removed by the next run.
 struct NearlyFullDisk {
@@ -376,7 +377,11 @@ impl NearlyFullDisk {
             }
         }
         let name = format!("{}{}", Self::PREFIX, std::process::id());
-        let images = if shm.is_dir() { shm } else { tmp.clone() };
+        // What the environment writes lands in the image: 66 MB measured.
+        let images = [shm, tmp.clone()]
+            .into_iter()
+            .find(|dir| available(dir).is_ok_and(|b| b >= 512 << 20))
+            .ok_or("neither /dev/shm nor the temp folder has 512 MiB free")?;
         let disk = Self {
             mount: tmp.join(&name),
             image: images.join(format!("{name}.img")),
@@ -394,9 +399,7 @@ impl NearlyFullDisk {
             &[mkfs.split(' ').collect(), vec![image]].concat(),
         )?;
         run("mount", &["-o", "loop", image, mount])?;
-        let avail = run("df", &["-B1", "--output=avail", mount])?;
-        let avail: u64 = avail.lines().last().unwrap_or("").trim().parse().unwrap();
-        let filler = (avail - (3 << 30)).to_string();
+        let filler = (available(&disk.mount)? - (3 << 30)).to_string();
         run("fallocate", &["-l", &filler, &format!("{mount}/filler")])?;
         Ok(disk)
     }
@@ -408,6 +411,15 @@ impl Drop for NearlyFullDisk {
         let _ = std::fs::remove_dir(&self.mount);
         let _ = std::fs::remove_file(&self.image);
     }
+}
+
+/// Bytes free under `dir`, as `df` tells.
+fn available(dir: &std::path::Path) -> Result<u64, String> {
+    let out = run("df", &["-B1", "--output=avail", dir.to_str().unwrap()])?;
+    out.lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| format!("df {}: {out}", dir.display()))
 }
 
 /// Runs `program`, returning its stdout, or why it failed.
