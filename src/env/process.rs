@@ -203,10 +203,11 @@ impl Process {
 /// are removed once stopped.
 pub fn stop_all(procs: &mut [Process], grace: impl Fn(&str) -> Duration) {
     let start = Instant::now();
-    for p in procs.iter() {
+    let graces: Vec<Duration> = procs.iter().map(|p| grace(&p.name)).collect();
+    for (p, grace) in procs.iter().zip(&graces) {
         if let Kind::Group { pid, .. } = p.kind {
             signal_group(pid, libc::SIGCONT);
-            let sig = if grace(&p.name).is_zero() {
+            let sig = if grace.is_zero() {
                 libc::SIGKILL
             } else {
                 libc::SIGTERM
@@ -215,15 +216,13 @@ pub fn stop_all(procs: &mut [Process], grace: impl Fn(&str) -> Duration) {
         }
     }
     std::thread::scope(|s| {
-        for p in procs.iter() {
+        for (p, &grace) in procs.iter().zip(&graces) {
             if let Kind::Container { engine, id } = &p.kind {
-                let grace = grace(&p.name);
                 s.spawn(move || engine.stop(id, grace));
             }
         }
     });
-    for p in procs.iter_mut() {
-        let grace = grace(&p.name);
+    for (p, grace) in procs.iter_mut().zip(graces) {
         if !p.reap_until(start + grace) {
             if !grace.is_zero() {
                 tracing::warn!(name = %p.name, pid = p.pid(), "did not stop in time; killing");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::backend::{Programs, Role};
 use super::component::{BoxFuture, Component, Launch};
-use super::{EnvError, S3Endpoint, load_s3_credentials, write_secret};
+use super::{EnvError, S3Endpoint, free_bytes, load_s3_credentials, write_secret};
 use crate::s3::Bucket;
 
 /// `weed server` listeners besides S3; every one is set, so no default port
@@ -206,19 +206,12 @@ impl Component for SeaweedServer {
     }
 }
 
-/// Why writes may hang, if the disk under `dir` is below SeaweedFS's floor.
+/// A likely reason writes hang: the disk under `dir` is below the floor.
 fn low_disk(dir: &std::path::Path) -> Option<String> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is NUL-terminated and `st` is a valid out-pointer.
-    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    let free_mib = st.f_bavail as u64 * st.f_frsize as u64 / (1024 * 1024);
+    let free_mib = free_bytes(dir)? / (1024 * 1024);
     (free_mib < MIN_FREE_SPACE_MIB).then(|| {
         format!(
-            "; the disk under {} has {free_mib} MiB free, below the {MIN_FREE_SPACE_MIB} MiB SeaweedFS keeps free (its volumes are read-only)",
+            "; the disk under {} has {free_mib} MiB free, below the {MIN_FREE_SPACE_MIB} MiB SeaweedFS is set to keep free",
             dir.display()
         )
     })
