@@ -9,7 +9,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY benches benches
-RUN cargo build --release --locked --bin graph-agent
+COPY crates crates
+RUN cargo build --release --locked -p graph-agent --bin graph-agent
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -157,7 +157,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let setup = AgentSetup {
-        bin: env!("CARGO_BIN_EXE_graph-agent").into(),
+        bin: graphdrill::drill::agent::default_bin(),
         dir: dir.path().to_path_buf(),
         log: dir.path().join("agent.log"),
         overrides: vec![

@@ -1,4 +1,5 @@
-//! Bolt sessions to Neo4j, shared by the agent and the harness.
+//! The harness's Bolt sessions to Neo4j (as admin, never through the
+//! agent's links), and emptying a database between drills.
 
 use neo4rs::{ConfigBuilder, Graph, query};
 
@@ -12,7 +13,7 @@ pub async fn connect(bolt: &str, user: &str, password: &str, db: &str) -> Result
         .max_connections(4)
         .build()
         .map_err(|e| e.to_string())?;
-    Graph::connect(config).await.map_err(|e| e.to_string())
+    Graph::connect(config).map_err(|e| e.to_string())
 }
 
 /// Runs `q` in its own transaction and returns column `n` of the first row.

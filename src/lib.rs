@@ -10,14 +10,19 @@
 //! - **fault**: a reversible injury to the environment: a toxic on a link, a
 //!   partition, an `AccessDenied` bucket policy, region loss, a rotated
 //!   password ([`fault`]). Every fault has a heal.
-//! - **agent**: graph-agent, the backup agent under test ([`agent`]); the
-//!   runner reaches it only through its control API ([`api`]).
+//! - **agent**: the backup tool under test, a program graphdrill launches
+//!   and reaches only through its control API ([`api`]); graphdrill never
+//!   links its code, so no agent bug can hide in code the judge shares.
+//! - **graph**: the judge's own model of a property graph, read from Neo4j
+//!   by the judge's own reader ([`graph::read`]).
 //! - **workload**, **history**, **backup**, **restore**, **check**,
 //!   **report**: the drill itself, built on these.
 
-pub mod agent;
-pub mod api;
+/// The control API's types: the only code graphdrill shares with an agent.
+pub use graph_agent_api as api;
+
 pub mod bolt;
+pub mod catalog;
 pub mod check;
 pub mod drill;
 pub mod env;

@@ -102,7 +102,7 @@ fn start_engine() -> Result<Engine, String> {
     let started = Instant::now();
     let mut build = Command::new(format!("{ROOT}/scripts/build-local-images"));
     build
-        .arg(env!("CARGO_BIN_EXE_graph-agent"))
+        .arg(common::agent_bin())
         .arg(home.join("tools"))
         .env("DOCKER_HOST", &host);
     let out = succeeded(build);
@@ -198,7 +198,7 @@ fn graphdrill(engine: &Engine, args: &[&str], envs: &[(&str, &str)]) -> Command 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_graphdrill"));
     cmd.args(args)
         .current_dir(ROOT)
-        .env("GRAPHDRILL_AGENT", env!("CARGO_BIN_EXE_graph-agent"))
+        .env("GRAPHDRILL_AGENT", common::agent_bin())
         .env("GRAPHDRILL_IMAGES", &engine.images)
         .env("GRAPHDRILL_HOME", &engine.home)
         .env("DOCKER_HOST", &engine.host)

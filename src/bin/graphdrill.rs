@@ -520,7 +520,14 @@ fn build_agent_under_cargo() {
         return;
     }
     let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "--quiet", "--bin", "graph-agent"]);
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        "graph-agent",
+        "--bin",
+        "graph-agent",
+    ]);
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }

@@ -132,7 +132,7 @@ fn props_diff(expected: &Props, restored: &Props) -> Vec<String> {
     keys.into_iter()
         .filter(|k| expected.get(*k) != restored.get(*k))
         .map(|k| match (expected.get(k), restored.get(k)) {
-            (Some(e), Some(r)) => format!("{k}: {e:?} → {r:?}"),
+            (Some(e), Some(r)) => format!("{k}: {e} → {r}"),
             (Some(_), None) => format!("{k}: missing"),
             _ => format!("{k}: unexpected"),
         })
@@ -205,24 +205,24 @@ pub fn check(name: &str, expected: &Graph, restored: &Graph) -> CheckResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{Node, Record, Rel, Value};
+    use crate::graph::{Node, Rel, Value};
 
     fn graph() -> Graph {
         let mut g = Graph::default();
         for id in ["a", "b", "c"] {
-            g.apply(Record::Node(Node {
+            g.put_node(Node {
                 id: id.into(),
                 labels: ["L".to_string()].into(),
-                props: [("v".to_string(), Value::Int(1))].into(),
-            }));
+                props: [("v".to_string(), Value::int(1))].into(),
+            });
         }
-        g.apply(Record::Rel(Rel {
+        g.put_rel(Rel {
             id: "r".into(),
             rel_type: "T".into(),
             start: "a".into(),
             end: "b".into(),
             props: Props::new(),
-        }));
+        });
         g
     }
 
@@ -242,16 +242,16 @@ mod tests {
             .get_mut("c")
             .unwrap()
             .props
-            .insert("v".into(), Value::Int(2));
-        restored.apply(Record::Node(Node {
+            .insert("v".into(), Value::int(2));
+        restored.put_node(Node {
             id: "x".into(),
             labels: Default::default(),
             props: Props::new(),
-        }));
+        });
         let d = diff(&expected, &restored);
         assert_eq!(d.missing, ["node b"]);
         assert_eq!(d.extra, ["node x"]);
-        assert_eq!(d.changed, ["node c: v: Int(1) → Int(2)"]);
+        assert_eq!(d.changed, ["node c: v: INTEGER \"1\" → INTEGER \"2\""]);
         assert_eq!(d.dangling, ["relationship r (a → b)"]);
         let ids: Vec<String> = d.ids().into_iter().collect();
         assert_eq!(ids, ["b", "c", "r", "x"]);

@@ -4,6 +4,7 @@
 
 pub mod behaviour;
 pub mod consistency;
+pub mod intrusion;
 pub mod rpo;
 pub mod sla;
 
@@ -11,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::graph::{Graph, Node, Props, Rel, Value};
+use crate::graph::{Graph, Node, Props, Rel, Value, Vocabulary};
 use crate::history::{CURSOR_LABEL, CURSOR_PROPERTY, Completed, PropValue, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,10 +100,7 @@ pub fn cursors(graph: &Graph) -> BTreeMap<u32, u64> {
         .filter(|n| n.labels.contains(CURSOR_LABEL))
         .filter_map(|n| {
             let p = n.id.strip_prefix("writer-")?.parse().ok()?;
-            match n.props.get(CURSOR_PROPERTY)? {
-                Value::Int(i) => Some((p, *i as u64)),
-                _ => None,
-            }
+            Some((p, n.props.get(CURSOR_PROPERTY)?.as_int()? as u64))
         })
         .collect()
 }
@@ -125,14 +123,13 @@ pub fn expected_graph(base: &Graph, ops: &[Completed], cursors: &BTreeMap<u32, u
 
 /// Applies an operation's writes to a graph model.
 pub fn apply(g: &mut Graph, writes: &[Write]) {
-    use crate::graph::Record;
     for w in writes {
         match w {
-            Write::PutNode { id, labels, props } => g.apply(Record::Node(Node {
+            Write::PutNode { id, labels, props } => g.put_node(Node {
                 id: id.clone(),
                 labels: labels.iter().cloned().collect(),
                 props: to_props(props),
-            })),
+            }),
             Write::SetProps { id, props } => {
                 if let Some(n) = g.nodes.get_mut(id) {
                     n.props.extend(to_props(props));
@@ -144,15 +141,15 @@ pub fn apply(g: &mut Graph, writes: &[Write]) {
                 start,
                 end,
                 props,
-            } => g.apply(Record::Rel(Rel {
+            } => g.put_rel(Rel {
                 id: id.clone(),
                 rel_type: rel_type.clone(),
                 start: start.clone(),
                 end: end.clone(),
                 props: to_props(props),
-            })),
-            Write::DeleteRel { id, .. } => g.apply(Record::DeleteRel(id.clone())),
-            Write::DeleteNode { id } => g.apply(Record::DeleteNode(id.clone())),
+            }),
+            Write::DeleteRel { id, .. } => g.delete_rel(id),
+            Write::DeleteNode { id } => g.delete_node(id),
         }
     }
 }
@@ -162,12 +159,35 @@ fn to_props(props: &BTreeMap<String, PropValue>) -> Props {
         .iter()
         .map(|(k, v)| {
             let v = match v {
-                PropValue::Int(i) => Value::Int(*i),
-                PropValue::Str(s) => Value::String(s.clone()),
+                PropValue::Int(i) => Value::int(*i),
+                PropValue::Str(s) => Value::string(s),
             };
             (k.clone(), v)
         })
         .collect()
+}
+
+/// The names the harness writes: the base graph's and those of every write
+/// the workload tried, whatever came of it.
+pub fn vocabulary(base: &Graph, ops: &[Completed]) -> Vocabulary {
+    let mut v = Vocabulary::of(base);
+    for w in ops.iter().flat_map(|o| &o.writes) {
+        match w {
+            Write::PutNode { labels, props, .. } => {
+                v.labels.extend(labels.iter().cloned());
+                v.props.extend(props.keys().cloned());
+            }
+            Write::SetProps { props, .. } => v.props.extend(props.keys().cloned()),
+            Write::PutRel {
+                rel_type, props, ..
+            } => {
+                v.rel_types.insert(rel_type.clone());
+                v.props.extend(props.keys().cloned());
+            }
+            Write::DeleteRel { .. } | Write::DeleteNode { .. } => {}
+        }
+    }
+    v
 }
 
 /// `1.234 s` for milliseconds.

@@ -10,6 +10,10 @@ use crate::api::Job;
 use crate::env::process::{Process, stop_all};
 use crate::env::{Backend, Environment, Link, Role};
 
+/// graph-agent's documented settings prefix: `GRAPH_AGENT_SECTION__FIELD`
+/// overrides `[section] field` of its config.
+pub const ENV_PREFIX: &str = "GRAPH_AGENT_";
+
 /// The agent's settings the runner chooses; a scenario's `[agent]` tables
 /// override them (as `GRAPH_AGENT_SECTION__FIELD`).
 const DEFAULTS: &str = "\
@@ -176,7 +180,7 @@ impl AgentProcess {
         // The agent's own variables (settings, log filter, the self-test's
         // defects) reach it on either backend; a container inherits nothing
         // else. The scenario's overrides come last and win.
-        cmd.envs(std::env::vars().filter(|(k, _)| k.starts_with(crate::agent::config::ENV_PREFIX)));
+        cmd.envs(std::env::vars().filter(|(k, _)| k.starts_with(ENV_PREFIX)));
         for (k, v) in &self.setup.overrides {
             cmd.env(k, v);
         }

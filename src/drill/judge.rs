@@ -5,13 +5,24 @@ use std::collections::BTreeSet;
 
 use super::Evidence;
 use super::store::RunStore;
-use crate::check::{self, CheckResult, behaviour, consistency, rpo, sla};
+use crate::check::{self, CheckResult, behaviour, consistency, intrusion, rpo, sla};
+use crate::graph::Foreign;
 use crate::history::{self, EventKind, Op, Phase};
 use crate::scenario::{HeartbeatExpect, Scenario};
 
 pub fn judge(ev: &Evidence, scenario: &Scenario, store: &RunStore) -> Vec<CheckResult> {
     let ops = history::complete(&ev.ops);
     let mut out = Vec::new();
+    // What the agent added to the user's data is not compared, but reported.
+    let foreign = ev
+        .source_inventory
+        .as_ref()
+        .map(|inv| Foreign::find(inv, &check::vocabulary(&ev.base, &ops)));
+    out.push(intrusion::check(
+        foreign.as_ref(),
+        scenario.expect.intrusion,
+    ));
+    let foreign = foreign.unwrap_or_default();
     for e in &ev.expectations {
         out.push(behaviour::job_expectation(
             &format!("step[{}] {}", e.step, e.what),
@@ -30,6 +41,7 @@ pub fn judge(ev: &Evidence, scenario: &Scenario, store: &RunStore) -> Vec<CheckR
         let Some(restored) = &r.graph else {
             continue;
         };
+        let restored = &foreign.strip(restored);
         let name = |what: &str| format!("{what}[step {}]", r.step);
         let cursors = check::cursors(restored);
         let expected = check::expected_graph(&ev.base, &ops, &cursors);

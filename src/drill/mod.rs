@@ -187,6 +187,8 @@ pub struct Evidence {
     pub heartbeat_windows: Vec<steps::HeartbeatWindow>,
     /// Subgraph name → node ids the subgraph's Cypher returned on the source.
     pub source_subgraphs: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// What the source holds at the end, counted (to find what an agent added).
+    pub source_inventory: Option<crate::graph::Inventory>,
     pub secrets: Vec<(String, String)>,
     /// Tier → backup ids its catalog lists at the end of the drill.
     pub catalogs: std::collections::BTreeMap<String, Vec<String>>,

@@ -13,14 +13,13 @@ use serde_json::json;
 use super::agent::{AgentProcess, AgentSetup};
 use super::store::{Events, RunStore};
 use super::{Evidence, Progress, RunOptions, heartbeat};
-use crate::agent::repo::{CatalogEntry, catalog_key};
-use crate::agent::source::Neo4jSource;
 use crate::api::{Job, JobKind, JobState};
+use crate::catalog;
 use crate::check::behaviour::Expectation;
 use crate::env::toxiproxy::{Toxic, ToxicKind};
 use crate::env::{self, Environment, load_s3_credentials};
 use crate::fault::{self, AccessDenied, Fault, LinkToxic, Partition, RegionLoss, RotatePassword};
-use crate::graph::Graph;
+use crate::graph::{self, Graph, Inventory};
 use crate::history::{EventKind, Op, Seen, now_ms};
 use crate::s3::Bucket;
 use crate::scenario::{
@@ -82,14 +81,16 @@ impl Storage {
     }
 
     /// The catalog entry of `backup` in `tier`.
-    async fn catalog(&self, tier: Option<Tier>, backup: &str) -> Option<CatalogEntry> {
-        let key = catalog_key(backup);
+    async fn catalog(&self, tier: Option<Tier>, backup: &str) -> Option<catalog::Entry> {
+        let key = catalog::key(backup);
         let bytes = match tier? {
             Tier::Local => std::fs::read(self.snapshots.join(&key)).ok()?,
             Tier::Primary => self.bucket("s3-primary").ok()?.get(&key).await.ok()?,
             Tier::Archive => self.bucket("s3-archive").ok()?.get(&key).await.ok()?,
         };
-        serde_json::from_slice(&bytes).ok()
+        catalog::decode(&key, backup, &bytes)
+            .inspect_err(|e| tracing::warn!(error = %e, "unreadable catalog entry"))
+            .ok()
     }
 
     /// For a backup job that succeeded: whether its catalog entry is there.
@@ -145,6 +146,7 @@ pub struct Drill<'a> {
     expectations: Vec<ExpectRecord>,
     heartbeat_windows: Vec<HeartbeatWindow>,
     source_subgraphs: BTreeMap<String, BTreeSet<String>>,
+    source_inventory: Option<Inventory>,
     catalogs: BTreeMap<String, Vec<String>>,
     secrets: Vec<(String, String)>,
     keys_made: u32,
@@ -250,7 +252,7 @@ fn overrides(scenario: &Scenario) -> Vec<(String, String)> {
             out.push((
                 format!(
                     "{}{}__{}",
-                    crate::agent::config::ENV_PREFIX,
+                    super::agent::ENV_PREFIX,
                     section.to_uppercase(),
                     field.to_uppercase()
                 ),
@@ -293,6 +295,7 @@ impl<'a> Drill<'a> {
             expectations: Vec::new(),
             heartbeat_windows: Vec::new(),
             source_subgraphs: BTreeMap::new(),
+            source_inventory: None,
             catalogs: BTreeMap::new(),
             secrets: Vec::new(),
             keys_made: 0,
@@ -329,6 +332,9 @@ impl<'a> Drill<'a> {
             .await
             .map_err(|e| format!("heal the environment: {e}"))?;
         let source = self.admin("neo4j").await?;
+        env::neo4j::drop_triggers(&self.env.state().neo4j["neo4j"])
+            .await
+            .map_err(|e| format!("remove an earlier agent's triggers: {e}"))?;
         for instance in ["neo4j", "neo4j-recovery"] {
             let g = self.admin(instance).await?;
             crate::bolt::wipe(&g)
@@ -368,13 +374,14 @@ impl<'a> Drill<'a> {
                 .await
                 .map_err(|e| e.to_string())?;
         }
+        fixture::name_entities(&source)
+            .await
+            .map_err(|e| e.to_string())?;
         let loaded = started.elapsed();
         self.progress.status("recording the base graph");
-        let src = Neo4jSource::new(source.clone());
-        src.assign_ids().await.map_err(|e| e.to_string())?;
-        for r in src.export().await.map_err(|e| e.to_string())? {
-            self.base.apply(r);
-        }
+        self.base = graph::read::read(&source)
+            .await
+            .map_err(|e| e.to_string())?;
         self.progress.line(&format!(
             "  fixture: {} nodes, {} relationships; loaded in {:.1} s, recorded in {:.1} s",
             self.base.nodes.len(),
@@ -829,15 +836,11 @@ impl<'a> Drill<'a> {
                     job: job.id.clone(),
                 });
             }
-            let mut g = Graph::default();
-            for r in Neo4jSource::new(recovery.clone())
-                .export()
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                g.apply(r);
-            }
-            record.graph = Some(g);
+            record.graph = Some(
+                graph::read::read(&recovery)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
             record.subgraphs = self.subgraph_ids(&recovery).await?;
         }
         self.restores.push(record);
@@ -872,7 +875,7 @@ impl<'a> Drill<'a> {
     }
 
     fn build_fault(&self, f: &FaultStep) -> Vec<Arc<dyn Fault>> {
-        let ms = |d: Option<crate::agent::config::Dur>| d.map_or(0, |d| d.0.as_millis() as u64);
+        let ms = |d: Option<crate::api::Dur>| d.map_or(0, |d| d.0.as_millis() as u64);
         let Some(link) = f.link.map(|l| l.link()) else {
             let region = f.region.map_or("s3-primary", |r| r.component());
             return vec![Arc::new(AccessDenied::new(region))];
@@ -1044,7 +1047,13 @@ impl<'a> Drill<'a> {
         }
         self.receiver = None;
         let source = match self.admin("neo4j").await {
-            Ok(g) => self.subgraph_ids(&g).await,
+            Ok(g) => match graph::read::inventory(&g).await {
+                Ok(inv) => {
+                    self.source_inventory = Some(inv);
+                    self.subgraph_ids(&g).await
+                }
+                Err(e) => Err(e.to_string()),
+            },
             Err(e) => Err(e),
         };
         self.source_subgraphs = source.clone().unwrap_or_default();
@@ -1134,6 +1143,7 @@ impl<'a> Drill<'a> {
             expectations: std::mem::take(&mut self.expectations),
             heartbeat_windows: std::mem::take(&mut self.heartbeat_windows),
             source_subgraphs: std::mem::take(&mut self.source_subgraphs),
+            source_inventory: self.source_inventory.take(),
             secrets: self.secrets.clone(),
             catalogs: std::mem::take(&mut self.catalogs),
             events: self.store.events.snapshot(),

@@ -188,6 +188,20 @@ pub async fn admin(endpoint: &Neo4jEndpoint, db: &str) -> Result<Graph, String> 
     connect(&endpoint.bolt, &endpoint.admin_user, &pw, db).await
 }
 
+/// Removes every APOC trigger of database `neo4j` (an agent's change
+/// capture, left by an earlier drill) and waits until APOC stops running
+/// them, so the next drill's fixture is written as the fixture says.
+pub async fn drop_triggers(endpoint: &Neo4jEndpoint) -> Result<u64, String> {
+    let system = admin(endpoint, "system").await?;
+    let q = query("CALL apoc.trigger.dropAll('neo4j') YIELD name RETURN count(name) AS n");
+    let dropped = query_i64(&system, q).await?;
+    if dropped > 0 {
+        // APOC refreshes its triggers every `apoc.trigger.refresh` (1 s here).
+        tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
+    }
+    Ok(dropped as u64)
+}
+
 /// Sets a user's password as the admin (credential rotation and its heal).
 pub async fn set_password(
     endpoint: &Neo4jEndpoint,

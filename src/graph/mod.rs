@@ -1,143 +1,156 @@
-//! The property-graph model shared by the agent's backup format and the
-//! drill's checks: nodes and relationships with a stable identity of their
-//! own (Neo4j element ids do not survive a restore), every Neo4j property
-//! type, and one canonical byte encoding, so "equal graphs" means "equal
-//! bytes" and a graph has one hash.
+//! The judge's own model of a property graph: what the checks compare.
+//!
+//! It shares nothing with any agent's format. Entities are identified by the
+//! harness's own id property ([`ID_PROPERTY`]), which the fixture loader and
+//! the workload give every entity they create; values are kept as Neo4j
+//! itself renders them ([`Value`]), so the model needs no decoding of its
+//! own to be exact, and two graphs are equal exactly when Neo4j would print
+//! the same values for them.
 
-mod codec;
-mod value;
-
-pub use codec::{DecodeError, Decoder, Encoder};
-pub use value::{Float, Tz, Value};
+pub mod read;
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// The property that carries an entity's identity for the judge. An agent
+/// must back it up like any other user property.
+pub const ID_PROPERTY: &str = "drill_id";
+
+/// The id prefix [`read::read`] gives an entity without [`ID_PROPERTY`]
+/// (followed by its element id): never a harness id.
+pub const UNNAMED: &str = "?";
+
+/// A property value as Neo4j renders it server-side: its type name
+/// (`valueType(v)`, e.g. `DURATION NOT NULL`) and its canonical text
+/// (`toString(v)`; for lists, element by element).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Value {
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub text: Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Text {
+    One(String),
+    List(Vec<String>),
+}
+
+impl Value {
+    /// An integer as Neo4j renders one.
+    pub fn int(i: i64) -> Self {
+        Self {
+            ty: "INTEGER NOT NULL".into(),
+            text: Text::One(i.to_string()),
+        }
+    }
+
+    /// A string as Neo4j renders one.
+    pub fn string(s: &str) -> Self {
+        Self {
+            ty: "STRING NOT NULL".into(),
+            text: Text::One(s.to_string()),
+        }
+    }
+
+    /// The integer this value holds, if it is one.
+    pub fn as_int(&self) -> Option<i64> {
+        match (&self.text, self.ty.starts_with("INTEGER")) {
+            (Text::One(t), true) => t.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ty = self.ty.trim_end_matches(" NOT NULL");
+        match &self.text {
+            Text::One(t) => write!(f, "{ty} {t:?}"),
+            Text::List(items) => write!(f, "{ty} {items:?}"),
+        }
+    }
+}
 
 /// Properties in key order.
 pub type Props = BTreeMap<String, Value>;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {
-    /// Stable identity, carried across backup and restore.
+    /// The harness id ([`ID_PROPERTY`]); not among `props`.
     pub id: String,
     pub labels: BTreeSet<String>,
     pub props: Props,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rel {
     pub id: String,
+    #[serde(rename = "type")]
     pub rel_type: String,
-    /// Ids of the start and end nodes (equal for a self-loop).
+    /// Harness ids of the start and end nodes (equal for a self-loop).
     pub start: String,
     pub end: String,
     pub props: Props,
 }
 
-/// One entry of a backup stream. A full backup holds nodes, relationships
-/// and schema; an incremental one also holds deletions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    Node(Node),
-    Rel(Rel),
-    /// A node (and with it its relationships) deleted since the parent.
-    DeleteNode(String),
-    DeleteRel(String),
-    /// An index or constraint, as the Cypher that creates it.
-    Schema(String),
-}
-
-impl Record {
-    /// The sort key of the canonical order: schema, nodes, relationships,
-    /// deletions; each by id.
-    pub fn sort_key(&self) -> (u8, &str) {
-        match self {
-            Record::Schema(s) => (0, s),
-            Record::Node(n) => (1, &n.id),
-            Record::Rel(r) => (2, &r.id),
-            Record::DeleteNode(id) => (3, id),
-            Record::DeleteRel(id) => (4, id),
-        }
-    }
-}
-
-/// The hash [`Graph::canonical_hash`] gives, of records already in canonical
-/// order (as an export returns them), without building the graph.
-pub fn canonical_hash(
-    records: impl IntoIterator<Item = impl std::borrow::Borrow<Record>>,
-) -> [u8; 32] {
-    let mut hasher = blake3::Hasher::new();
-    let mut enc = Encoder::default();
-    for record in records {
-        enc.record(record.borrow());
-        hasher.update(enc.bytes());
-        enc.clear();
-    }
-    *hasher.finalize().as_bytes()
-}
-
-/// A whole graph in canonical order, as restored or as expected.
+/// A whole graph, as expected or as read from a database.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Graph {
     pub nodes: BTreeMap<String, Node>,
     pub rels: BTreeMap<String, Rel>,
+    /// Indexes and constraints, one canonical line each.
     pub schema: BTreeSet<String>,
 }
 
 impl Graph {
-    /// Applies one record (an upsert or a deletion).
-    pub fn apply(&mut self, record: Record) {
-        match record {
-            Record::Node(n) => {
-                self.nodes.insert(n.id.clone(), n);
-            }
-            Record::Rel(r) => {
-                self.rels.insert(r.id.clone(), r);
-            }
-            Record::DeleteNode(id) => {
-                self.nodes.remove(&id);
-                self.rels.retain(|_, r| r.start != id && r.end != id);
-            }
-            Record::DeleteRel(id) => {
-                self.rels.remove(&id);
-            }
-            Record::Schema(s) => {
-                self.schema.insert(s);
-            }
-        }
+    pub fn put_node(&mut self, n: Node) {
+        self.nodes.insert(n.id.clone(), n);
     }
 
-    /// Applies one backup's records, in canonical order (upserts before
-    /// deletions). Deleted nodes take their relationships along in one pass
-    /// at the end, not one pass over every relationship per deleted node.
-    pub fn apply_all(&mut self, records: impl IntoIterator<Item = Record>) {
-        let mut deleted = std::collections::HashSet::new();
-        for r in records {
-            match r {
-                Record::DeleteNode(id) => {
-                    self.nodes.remove(&id);
-                    deleted.insert(id);
-                }
-                other => self.apply(other),
-            }
-        }
-        if !deleted.is_empty() {
-            self.rels
-                .retain(|_, r| !deleted.contains(&r.start) && !deleted.contains(&r.end));
-        }
+    pub fn put_rel(&mut self, r: Rel) {
+        self.rels.insert(r.id.clone(), r);
     }
 
-    /// The graph as records in canonical order.
-    pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
+    /// Deletes a node and its relationships (a `DETACH DELETE`).
+    pub fn delete_node(&mut self, id: &str) {
+        self.nodes.remove(id);
+        self.rels.retain(|_, r| r.start != id && r.end != id);
+    }
+
+    pub fn delete_rel(&mut self, id: &str) {
+        self.rels.remove(id);
+    }
+
+    /// The graph as canonical JSON lines: schema, nodes, relationships, each
+    /// in id order (what the run folder stores, and what is hashed).
+    pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
+        let json = |v: serde_json::Value| v.to_string();
         self.schema
             .iter()
-            .map(|s| Record::Schema(s.clone()))
-            .chain(self.nodes.values().cloned().map(Record::Node))
-            .chain(self.rels.values().cloned().map(Record::Rel))
+            .map(move |s| json(serde_json::json!({ "schema": s })))
+            .chain(
+                self.nodes
+                    .values()
+                    .map(move |n| json(serde_json::json!({ "node": n }))),
+            )
+            .chain(
+                self.rels
+                    .values()
+                    .map(move |r| json(serde_json::json!({ "rel": r }))),
+            )
     }
 
-    /// The canonical encoding's BLAKE3 hash: equal graphs, equal hashes.
+    /// BLAKE3 of the canonical lines: equal graphs, equal hashes.
     pub fn canonical_hash(&self) -> [u8; 32] {
-        canonical_hash(self.records())
+        let mut hasher = blake3::Hasher::new();
+        for line in self.lines() {
+            hasher.update(line.as_bytes());
+            hasher.update(b"\n");
+        }
+        *hasher.finalize().as_bytes()
     }
 
     /// Relationships whose start or end node is missing.
@@ -149,85 +162,269 @@ impl Graph {
     }
 }
 
+/// What a database holds, counted: entities per label, relationship type
+/// and property key; nodes without the harness id per label set (`:A:B`);
+/// and its schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub labels: BTreeMap<String, u64>,
+    pub rel_types: BTreeMap<String, u64>,
+    pub props: BTreeMap<String, u64>,
+    pub unnamed_nodes: BTreeMap<String, u64>,
+    pub schema: BTreeSet<String>,
+    /// APOC triggers installed on the database (the harness installs none).
+    #[serde(default)]
+    pub triggers: BTreeSet<String>,
+}
+
+/// The names the harness itself writes: those of the base graph and of
+/// every write the workload tried.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vocabulary {
+    pub labels: BTreeSet<String>,
+    pub rel_types: BTreeSet<String>,
+    pub props: BTreeSet<String>,
+    pub schema: BTreeSet<String>,
+}
+
+impl Vocabulary {
+    /// The names `g` uses (its schema included).
+    pub fn of(g: &Graph) -> Self {
+        let mut v = Self {
+            schema: g.schema.clone(),
+            props: [ID_PROPERTY.to_string()].into(),
+            ..Self::default()
+        };
+        for n in g.nodes.values() {
+            v.labels.extend(n.labels.iter().cloned());
+            v.props.extend(n.props.keys().cloned());
+        }
+        for r in g.rels.values() {
+            v.rel_types.insert(r.rel_type.clone());
+            v.props.extend(r.props.keys().cloned());
+        }
+        v
+    }
+}
+
+/// What an agent put into the user's database that is not user data: what
+/// the source holds outside the harness's [`Vocabulary`]. Comparisons leave
+/// it out ([`Foreign::strip`]); `source-intrusion` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Foreign {
+    pub labels: BTreeMap<String, u64>,
+    pub rel_types: BTreeMap<String, u64>,
+    pub props: BTreeMap<String, u64>,
+    /// Nodes without the harness id, per label set.
+    pub unnamed_nodes: BTreeMap<String, u64>,
+    pub schema: BTreeSet<String>,
+    pub triggers: BTreeSet<String>,
+}
+
+impl Foreign {
+    pub fn find(source: &Inventory, ours: &Vocabulary) -> Self {
+        let outside = |counts: &BTreeMap<String, u64>, ours: &BTreeSet<String>| {
+            counts
+                .iter()
+                .filter(|(k, _)| !ours.contains(*k))
+                .map(|(k, c)| (k.clone(), *c))
+                .collect()
+        };
+        Self {
+            labels: outside(&source.labels, &ours.labels),
+            rel_types: outside(&source.rel_types, &ours.rel_types),
+            props: outside(&source.props, &ours.props),
+            unnamed_nodes: source.unnamed_nodes.clone(),
+            schema: source.schema.difference(&ours.schema).cloned().collect(),
+            triggers: source.triggers.clone(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+            && self.rel_types.is_empty()
+            && self.props.is_empty()
+            && self.unnamed_nodes.is_empty()
+            && self.schema.is_empty()
+            && self.triggers.is_empty()
+    }
+
+    /// `g` without what is foreign: foreign labels, property keys, schema
+    /// and relationship types; nodes without the harness id whose every
+    /// label is foreign, and their relationships. Any other entity without
+    /// the harness id stays, to be found extra.
+    pub fn strip(&self, g: &Graph) -> Graph {
+        let mut out = Graph {
+            schema: g.schema.difference(&self.schema).cloned().collect(),
+            ..Graph::default()
+        };
+        let keep = |props: &Props| -> Props {
+            props
+                .iter()
+                .filter(|(k, _)| !self.props.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        for n in g.nodes.values() {
+            let labels: BTreeSet<String> = n
+                .labels
+                .iter()
+                .filter(|l| !self.labels.contains_key(*l))
+                .cloned()
+                .collect();
+            if n.id.starts_with(UNNAMED) && labels.is_empty() && !n.labels.is_empty() {
+                continue;
+            }
+            out.put_node(Node {
+                id: n.id.clone(),
+                labels,
+                props: keep(&n.props),
+            });
+        }
+        for r in g.rels.values() {
+            let ends = out.nodes.contains_key(&r.start) && out.nodes.contains_key(&r.end);
+            let dropped_end = |id: &str| id.starts_with(UNNAMED) && !out.nodes.contains_key(id);
+            if self.rel_types.contains_key(&r.rel_type)
+                || (!ends && (dropped_end(&r.start) || dropped_end(&r.end)))
+            {
+                continue;
+            }
+            out.put_rel(Rel {
+                props: keep(&r.props),
+                ..r.clone()
+            });
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn node(id: &str) -> Record {
-        Record::Node(Node {
+    fn node(id: &str) -> Node {
+        Node {
             id: id.into(),
             labels: ["L".to_string()].into(),
             props: Props::new(),
-        })
+        }
     }
 
-    fn rel(id: &str, start: &str, end: &str) -> Record {
-        Record::Rel(Rel {
+    fn rel(id: &str, start: &str, end: &str) -> Rel {
+        Rel {
             id: id.into(),
             rel_type: "T".into(),
             start: start.into(),
             end: end.into(),
             props: Props::new(),
-        })
+        }
     }
 
     #[test]
     fn hash_depends_on_content_not_on_insertion_order() {
         let mut a = Graph::default();
         let mut b = Graph::default();
-        for r in [node("1"), node("2"), rel("r", "1", "2")] {
-            a.apply(r);
-        }
-        for r in [rel("r", "1", "2"), node("2"), node("1")] {
-            b.apply(r);
-        }
+        a.put_node(node("1"));
+        a.put_node(node("2"));
+        a.put_rel(rel("r", "1", "2"));
+        b.put_rel(rel("r", "1", "2"));
+        b.put_node(node("2"));
+        b.put_node(node("1"));
         assert_eq!(a.canonical_hash(), b.canonical_hash());
-        b.apply(rel("r", "2", "1"));
+        b.put_rel(rel("r", "2", "1"));
         assert_ne!(a.canonical_hash(), b.canonical_hash(), "direction matters");
+    }
+
+    #[test]
+    fn a_value_of_another_type_with_the_same_text_is_another_value() {
+        let mut a = Graph::default();
+        let mut n = node("1");
+        n.props.insert("v".into(), Value::int(1));
+        a.put_node(n.clone());
+        let mut b = Graph::default();
+        n.props.insert(
+            "v".into(),
+            Value {
+                ty: "FLOAT NOT NULL".into(),
+                text: Text::One("1".into()),
+            },
+        );
+        b.put_node(n);
+        assert_ne!(a.canonical_hash(), b.canonical_hash());
     }
 
     #[test]
     fn deleting_a_node_takes_its_relationships_along() {
         let mut g = Graph::default();
-        for r in [
-            node("1"),
-            node("2"),
-            rel("a", "1", "2"),
-            rel("loop", "1", "1"),
-        ] {
-            g.apply(r);
-        }
-        g.apply(Record::DeleteNode("1".into()));
+        g.put_node(node("1"));
+        g.put_node(node("2"));
+        g.put_rel(rel("a", "1", "2"));
+        g.put_rel(rel("loop", "1", "1"));
+        g.delete_node("1");
         assert!(g.rels.is_empty());
         assert!(g.dangling().is_empty());
     }
 
     #[test]
-    fn applying_a_stream_at_once_equals_applying_it_record_by_record() {
-        let stream = [
-            node("1"),
-            node("2"),
-            node("3"),
-            rel("a", "1", "2"),
-            rel("b", "2", "3"),
-            rel("loop", "3", "3"),
-            Record::DeleteRel("b".into()),
-            Record::DeleteNode("3".into()),
-        ];
-        let (mut one, mut all) = (Graph::default(), Graph::default());
-        for r in stream.clone() {
-            one.apply(r);
-        }
-        all.apply_all(stream);
-        assert_eq!(one, all);
-        assert_eq!(all.rels.keys().collect::<Vec<_>>(), ["a"]);
+    fn stripping_takes_out_only_what_the_agent_added() {
+        let mut g = Graph::default();
+        let mut n = node("1");
+        n.labels.insert("_AgentMark".into());
+        n.props.insert("_gid".into(), Value::string("x"));
+        n.props.insert("v".into(), Value::int(1));
+        g.put_node(n);
+        let clock = Node {
+            id: format!("{UNNAMED}4:x:9"),
+            labels: ["_AgentClock".to_string()].into(),
+            props: Props::new(),
+        };
+        let stray = Node {
+            id: format!("{UNNAMED}4:x:10"),
+            labels: ["L".to_string()].into(),
+            props: Props::new(),
+        };
+        g.put_node(clock.clone());
+        g.put_node(stray.clone());
+        g.put_rel(rel("r", "1", &clock.id));
+        g.schema.insert("CREATE INDEX agent_idx".into());
+        let source = Inventory {
+            labels: [
+                ("L".into(), 2),
+                ("_AgentMark".into(), 1),
+                ("_AgentClock".into(), 1),
+            ]
+            .into(),
+            props: [("v".into(), 1), ("_gid".into(), 1)].into(),
+            unnamed_nodes: [(":_AgentClock".into(), 1)].into(),
+            schema: ["CREATE INDEX agent_idx".to_string()].into(),
+            ..Inventory::default()
+        };
+        let ours = Vocabulary {
+            labels: ["L".to_string()].into(),
+            props: ["v".to_string()].into(),
+            ..Vocabulary::default()
+        };
+        let foreign = Foreign::find(&source, &ours);
+        assert_eq!(foreign.props.keys().collect::<Vec<_>>(), ["_gid"]);
+        let s = foreign.strip(&g);
+        assert_eq!(s.nodes["1"].labels, ["L".to_string()].into());
+        assert_eq!(s.nodes["1"].props.keys().collect::<Vec<_>>(), ["v"]);
+        assert!(
+            !s.nodes.contains_key(&clock.id),
+            "an agent's own node is left out"
+        );
+        assert!(
+            s.nodes.contains_key(&stray.id),
+            "a user-labelled node without id stays"
+        );
+        assert!(s.rels.is_empty() && s.schema.is_empty());
     }
 
     #[test]
     fn dangling_relationships_are_found() {
         let mut g = Graph::default();
-        g.apply(node("1"));
-        g.apply(rel("a", "1", "ghost"));
+        g.put_node(node("1"));
+        g.put_rel(rel("a", "1", "ghost"));
         assert_eq!(g.dangling().len(), 1);
     }
 }

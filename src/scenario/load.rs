@@ -244,7 +244,7 @@ fn validate(s: &Scenario, _text: &str) -> Result<(), Invalid> {
         if !g.cypher.contains("id") {
             return Err(top(
                 &format!("expect.subgraph[{i}].cypher"),
-                "must return the nodes' `_gid` as column `id`".into(),
+                "must return the nodes' `drill_id` as column `id`".into(),
             ));
         }
     }

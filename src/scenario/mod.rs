@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::config::Dur;
+use crate::api::Dur;
 use crate::api::{BackupKind, FailureClass};
 use crate::env::Link;
 use crate::workload::Mix;
@@ -426,6 +426,48 @@ pub struct Expect {
     pub consistency: bool,
     #[serde(default)]
     pub subgraph: Vec<Subgraph>,
+    /// What the agent may add to the source database.
+    #[serde(default)]
+    pub intrusion: Intrusion,
+}
+
+/// `expect.intrusion`: `"report"` (the default) only reports what the agent
+/// added to the source; a number is the most additions allowed (see
+/// `check::intrusion::additions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Intrusion {
+    #[default]
+    Report,
+    Max(u64),
+}
+
+impl<'de> Deserialize<'de> for Intrusion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            Max(u64),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected \"report\" or a maximum number of additions")
+        })? {
+            Raw::Word(w) if w == "report" => Ok(Self::Report),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "`{w}`: expected \"report\" or a maximum number of additions"
+            ))),
+            Raw::Max(n) => Ok(Self::Max(n)),
+        }
+    }
+}
+
+impl Serialize for Intrusion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Report => s.serialize_str("report"),
+            Self::Max(n) => s.serialize_u64(*n),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -439,6 +481,7 @@ impl Default for Expect {
             restore_sla: Slas::default(),
             consistency: true,
             subgraph: Vec::new(),
+            intrusion: Intrusion::Report,
         }
     }
 }
@@ -485,7 +528,7 @@ impl Slas {
     }
 }
 
-/// A named part of the graph: Cypher returning the `_gid`s of its nodes
+/// A named part of the graph: Cypher returning the `drill_id`s of its nodes
 /// as column `id`. It runs on the source after the workload and on each
 /// restored graph; the subgraph is the union, and relationships between
 /// its nodes.

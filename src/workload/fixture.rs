@@ -8,7 +8,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::WorkloadError;
-use crate::agent::source::ID_PROPERTY;
+use crate::bolt;
+use crate::graph::ID_PROPERTY;
 
 /// Labels and relationship types of generated graphs.
 const LABELS: [&str; 4] = ["Person", "Company", "Product", "Tag"];
@@ -53,6 +54,31 @@ pub async fn load_file(graph: &Graph, path: &Path) -> Result<usize, WorkloadErro
         n += 1;
     }
     Ok(n)
+}
+
+/// Gives every node and relationship the fixture made without the harness
+/// id a random one, in batches (the judge follows entities by it).
+pub async fn name_entities(graph: &Graph) -> Result<(), WorkloadError> {
+    for q in [
+        format!(
+            "MATCH (n) WHERE n.{ID_PROPERTY} IS NULL WITH n LIMIT {BATCH} \
+             SET n.{ID_PROPERTY} = randomUUID() RETURN count(n) AS n"
+        ),
+        format!(
+            "MATCH ()-[r]->() WHERE r.{ID_PROPERTY} IS NULL WITH r LIMIT {BATCH} \
+             SET r.{ID_PROPERTY} = randomUUID() RETURN count(r) AS n"
+        ),
+    ] {
+        while bolt::query_i64(graph, query(&q))
+            .await
+            .map_err(|message| WorkloadError::Neo4j {
+                what: "name the fixture's entities",
+                message,
+            })?
+            > 0
+        {}
+    }
+    Ok(())
 }
 
 /// Generates `nodes` nodes and `rels` relationships, the same for the same

@@ -19,7 +19,7 @@ use neo4rs::{BoltMap, BoltType, Graph, query};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::agent::source::ID_PROPERTY;
+use crate::graph::ID_PROPERTY;
 use crate::history::{self, CURSOR_LABEL, CURSOR_PROPERTY, Op, Phase, PropValue, Write, cursor_id};
 
 /// Label of every node the workload creates.

@@ -1,6 +1,6 @@
 //! graph-agent, the backup agent under test. It must never import the
 //! runner's modules (faults, workload, checks): graphdrill drives it only
-//! through [`crate::api`].
+//! through [`graph_agent_api`].
 //!
 //! Collector ([`source`]: consistent cuts of Neo4j) → transport and storage
 //! engine ([`repo`]: chunks, encryption, tiers) → jobs with deadlines and
@@ -8,18 +8,21 @@
 //! ([`heartbeat`]), the scheduler ([`schedule`]) and the metadata sync
 //! ([`metadata`]).
 
+pub mod bolt;
 pub mod config;
 pub mod defect;
+pub mod graph;
 pub mod heartbeat;
 pub mod metadata;
 pub mod repo;
 pub mod retry;
+pub mod s3;
 pub mod schedule;
 pub mod server;
 pub mod service;
 pub mod source;
 
-use crate::api::{Failure, FailureClass};
+use graph_agent_api::{Failure, FailureClass};
 
 /// A job's failure: its class decides retries and what a drill expects.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +95,18 @@ impl From<source::SourceError> for JobError {
         };
         Self::new(class, m)
     }
+}
+
+/// Logs to stderr, filtered by the environment variable `var` (tracing's
+/// env-filter syntax), by default `info` without the Bolt driver's chatter.
+pub fn init_logging(var: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env(var)
+                .unwrap_or_else(|_| "info,neo4rs=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 #[cfg(test)]

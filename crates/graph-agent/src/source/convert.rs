@@ -3,7 +3,16 @@
 
 use neo4rs::{BoltBoolean, BoltFloat, BoltInteger, BoltList, BoltMap, BoltString, BoltType};
 
+use crate::defect::{self, Defect};
 use crate::graph::{Float, Props, Tz, Value};
+
+/// An integer as read from Bolt.
+fn int_of(i: &BoltInteger) -> i64 {
+    if defect::active(Defect::TinyNegativeInts) && (-16..0).contains(&i.value) {
+        return i.value + 256;
+    }
+    i.value
+}
 
 /// Reads an exported property list. Neo4j stores no null, so a null means
 /// the property or its entity went away while a cut scanned (reads see
@@ -25,7 +34,7 @@ pub fn props_from_bolt(pairs: Vec<(String, BoltType)>) -> Result<Props, String> 
 pub fn from_bolt(v: &BoltType) -> Result<Value, String> {
     Ok(match v {
         BoltType::Boolean(b) => Value::Bool(b.value),
-        BoltType::Integer(i) => Value::Int(i.value),
+        BoltType::Integer(i) => Value::Int(int_of(i)),
         BoltType::Float(f) => Value::Float(Float(f.value)),
         BoltType::String(s) => Value::String(s.value.clone()),
         BoltType::Bytes(b) => Value::Bytes(b.value.to_vec()),
@@ -38,7 +47,7 @@ pub fn from_bolt(v: &BoltType) -> Result<Value, String> {
 fn from_encoded(m: &BoltMap) -> Result<Value, String> {
     let get = |k: &str| m.value.get(&BoltString::from(k));
     let int = |k: &str| match get(k) {
-        Some(BoltType::Integer(i)) => Ok(i.value),
+        Some(BoltType::Integer(i)) => Ok(int_of(i)),
         other => Err(format!("encoded value: `{k}` is {other:?}")),
     };
     let float = |k: &str| match get(k) {

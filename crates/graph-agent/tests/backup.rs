@@ -6,18 +6,23 @@ mod common;
 
 use std::time::Duration;
 
-use common::{admin_graph, serial, shared_env};
-use graphdrill::agent::repo::{Key, Keyring, Manifest, RecoveryPoint, Repository, Store};
-use graphdrill::agent::source::{Cut, Neo4jSource, capture};
-use graphdrill::env::{self, Environment, Link, load_s3_credentials};
-use graphdrill::graph::{Decoder, Encoder, Graph, Record};
-use graphdrill::s3::Bucket;
+use common::{Env as Environment, serial, shared_env};
+use graph_agent::graph::{Decoder, Encoder, Graph, Record};
+use graph_agent::repo::{Key, Keyring, Manifest, RecoveryPoint, Repository, Store};
+use graph_agent::source::{Cut, Neo4jSource, capture};
 use neo4rs::query;
+
+async fn admin_graph(env: &Environment, instance: &str) -> neo4rs::Graph {
+    env.admin(instance, "neo4j").await
+}
 
 /// Runs the statements of a fixture file (separated by `;`).
 async fn load_fixture(graph: &neo4rs::Graph, file: &str) {
-    let text =
-        std::fs::read_to_string(format!("{}/fixtures/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text = std::fs::read_to_string(format!(
+        "{}/../../fixtures/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     let body: String = text
         .lines()
         .filter(|l| !l.trim_start().starts_with("//"))
@@ -35,9 +40,7 @@ async fn load_fixture(graph: &neo4rs::Graph, file: &str) {
 /// repository, so each test starts from nothing.
 async fn wipe(env: &Environment) {
     for instance in ["neo4j", "neo4j-recovery"] {
-        graphdrill::bolt::wipe(&admin_graph(env, instance).await)
-            .await
-            .unwrap();
+        common::wipe(&admin_graph(env, instance).await).await;
     }
     let store = primary_store(env);
     for (key, _) in store.list("").await.unwrap() {
@@ -48,13 +51,8 @@ async fn wipe(env: &Environment) {
 /// Installs change capture on the source, as the agent does at start.
 async fn install_capture(env: &Environment) -> Neo4jSource {
     let source = agent_source(env, "neo4j").await;
-    let state = env.state();
-    let system = env::neo4j::admin(&state.neo4j["neo4j"], "system")
-        .await
-        .unwrap();
-    let graph = env::neo4j::admin(&state.neo4j["neo4j"], "neo4j")
-        .await
-        .unwrap();
+    let system = env.admin("neo4j", "system").await;
+    let graph = env.admin("neo4j", "neo4j").await;
     capture::install(&graph, &system, Duration::from_secs(30))
         .await
         .unwrap();
@@ -103,23 +101,12 @@ async fn chain_graph(repo: &Repository, id: &str) -> Graph {
 
 /// The agent's own session to `instance`, through its link.
 async fn agent_source(env: &Environment, instance: &str) -> Neo4jSource {
-    let state = env.state();
-    let n = &state.neo4j[instance];
-    let pw = env::read_secret(&n.agent_password_file).unwrap();
-    let link = Link::parse(instance).unwrap();
-    let graph = env::neo4j::connect(&state.link(link).listen, &n.agent_user, &pw, "neo4j")
-        .await
-        .unwrap();
-    Neo4jSource::new(graph)
+    Neo4jSource::new(env.agent(instance).await)
 }
 
 /// The primary region's bucket as the agent sees it.
 fn primary_store(env: &Environment) -> Store {
-    let state = env.state();
-    let s3 = &state.s3["s3-primary"];
-    let creds = load_s3_credentials(&s3.agent_credentials_file).unwrap();
-    let url = format!("http://{}", state.link(Link::S3Primary).listen);
-    Store::S3(Bucket::new(&url, &creds, &s3.bucket, Duration::from_secs(10)).unwrap())
+    Store::S3(env.agent_bucket("s3-primary"))
 }
 
 fn graph_of(records: Vec<Record>) -> Graph {
@@ -132,7 +119,7 @@ fn graph_of(records: Vec<Record>) -> Graph {
 
 /// Spot checks that the export read what the fixture wrote, bit for bit.
 fn assert_export_is_exact(g: &Graph) {
-    use graphdrill::graph::{Float, Tz, Value};
+    use graph_agent::graph::{Float, Tz, Value};
     let node = |label: &str| {
         g.nodes
             .values()
@@ -178,6 +165,17 @@ fn assert_export_is_exact(g: &Graph) {
             days: 3,
             secs: 14_706,
             nanos: 700_000_000
+        }
+    );
+    // Small negative integers cross Bolt as one byte; neo4rs 0.8 read
+    // -3 as 253, so this duration came back as `P253DT4M15S`.
+    assert_eq!(
+        zeit.props["negd"],
+        Value::Duration {
+            months: 0,
+            days: -3,
+            secs: -1,
+            nanos: 0
         }
     );
     assert_eq!(
@@ -354,12 +352,12 @@ async fn full_cut_under_concurrent_writes_keeps_the_recovery_point_contract() {
     assert!(g.dangling().is_empty(), "dangling relationships in the cut");
     let mut pairs: std::collections::BTreeMap<i64, (usize, usize)> = Default::default();
     for n in g.nodes.values() {
-        if let Some(graphdrill::graph::Value::Int(w)) = n.props.get("w") {
+        if let Some(graph_agent::graph::Value::Int(w)) = n.props.get("w") {
             pairs.entry(*w).or_default().0 += 1;
         }
     }
     for r in g.rels.values() {
-        if let Some(graphdrill::graph::Value::Int(w)) = r.props.get("w") {
+        if let Some(graph_agent::graph::Value::Int(w)) = r.props.get("w") {
             pairs.entry(*w).or_default().1 += 1;
         }
     }

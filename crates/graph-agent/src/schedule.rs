@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::config::{Resources, Schedule};
 use super::service::{Agent, now_ms};
-use crate::api::Scheduled;
+use graph_agent_api::Scheduled;
 
 /// How busy the host was over a sampling window.
 #[derive(Debug, Clone, Copy, PartialEq)]

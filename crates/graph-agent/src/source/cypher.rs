@@ -1,5 +1,8 @@
 //! Cypher that moves property values in and out of Neo4j without losing a
-//! bit. The Bolt 4 dialect our driver speaks cannot carry every temporal
+//! bit. Neo4j's `epochSeconds` rounds toward zero (an instant 1 ns before
+//! the epoch has 0) and overflows for local date-times far from it, so
+//! seconds are counted with `duration.inSeconds`, and local date-times go
+//! through days and seconds of the day. The Bolt 4 dialect our driver speaks cannot carry every temporal
 //! value exactly, so temporal, duration and point values cross the wire as
 //! small maps of integers and strings (`{t: 'DT', s, n, z}`), taken apart and
 //! put together again by Neo4j itself. Plain scalars and lists of them cross
@@ -11,8 +14,8 @@ fn encode_scalar(v: &str) -> String {
     format!(
         "CASE \
          WHEN valueType({v}) STARTS WITH 'DATE' THEN {{t: 'D', d: duration.inDays(date('1970-01-01'), {v}).days}} \
-         WHEN valueType({v}) STARTS WITH 'ZONED DATETIME' THEN {{t: 'DT', s: {v}.epochSeconds, n: {v}.nanosecond, z: {v}.timezone, o: {v}.offsetSeconds}} \
-         WHEN valueType({v}) STARTS WITH 'LOCAL DATETIME' THEN {{t: 'LDT', s: datetime({{datetime: {v}, timezone: 'UTC'}}).epochSeconds, n: {v}.nanosecond}} \
+         WHEN valueType({v}) STARTS WITH 'ZONED DATETIME' THEN {{t: 'DT', s: duration.inSeconds(datetime('1970-01-01T00:00Z'), {v}).seconds, n: {v}.nanosecond, z: {v}.timezone, o: {v}.offsetSeconds}} \
+         WHEN valueType({v}) STARTS WITH 'LOCAL DATETIME' THEN {{t: 'LDT', s: duration.inDays(date('1970-01-01'), date({v})).days * 86400 + {v}.hour * 3600 + {v}.minute * 60 + {v}.second, n: {v}.nanosecond}} \
          WHEN valueType({v}) STARTS WITH 'ZONED TIME' THEN {{t: 'T', n: {v}.hour * 3600000000000 + {v}.minute * 60000000000 + {v}.second * 1000000000 + {v}.nanosecond, o: {v}.offsetSeconds}} \
          WHEN valueType({v}) STARTS WITH 'LOCAL TIME' THEN {{t: 'LT', n: {v}.hour * 3600000000000 + {v}.minute * 60000000000 + {v}.second * 1000000000 + {v}.nanosecond}} \
          WHEN valueType({v}) STARTS WITH 'DURATION' THEN {{t: 'DU', m: {v}.months, d: {v}.days, s: {v}.seconds, n: {v}.nanosecondsOfSecond}} \
@@ -37,7 +40,8 @@ fn decode_scalar(p: &str) -> String {
         "CASE {p}.t \
          WHEN 'D' THEN date('1970-01-01') + duration({{days: {p}.d}}) \
          WHEN 'DT' THEN datetime({{epochSeconds: {p}.s, nanosecond: {p}.n, timezone: {p}.z}}) \
-         WHEN 'LDT' THEN localdatetime('1970-01-01T00:00') + duration({{seconds: {p}.s, nanoseconds: {p}.n}}) \
+         WHEN 'LDT' THEN localdatetime({{date: date('1970-01-01') + duration({{days: ({p}.s - (({p}.s % 86400) + 86400) % 86400) / 86400}}), \
+                                         time: localtime({{hour: 0}}) + duration({{seconds: (({p}.s % 86400) + 86400) % 86400, nanoseconds: {p}.n}})}}) \
          WHEN 'T' THEN time({{hour: 0, timezone: {p}.z}}) + duration({{nanoseconds: {p}.n}}) \
          WHEN 'LT' THEN localtime({{hour: 0}}) + duration({{nanoseconds: {p}.n}}) \
          WHEN 'DU' THEN duration({{months: {p}.m, days: {p}.d, seconds: {p}.s, nanoseconds: {p}.n}}) \

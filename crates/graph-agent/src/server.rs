@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::service::Agent;
-use crate::api::{
+use graph_agent_api::{
     ApiError, BackupRequest, CopyRequest, JobKind, JobState, PruneRequest, RestoreRequest,
     VerifyRequest,
 };
@@ -124,7 +124,7 @@ fn bad_request(message: String) -> Response {
     error(StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
-fn accepted(job: crate::api::Job) -> Response {
+fn accepted(job: graph_agent_api::Job) -> Response {
     (StatusCode::ACCEPTED, Json(job)).into_response()
 }
 

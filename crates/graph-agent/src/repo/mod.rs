@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 pub use crypto::{Key, Keyring, data_key_object};
 pub use store::{Store, StoreError, StoreErrorKind};
 
-use crate::api::BackupKind;
 use crate::graph::Record;
+use graph_agent_api::BackupKind;
 
 /// The repository format this code writes and reads.
 pub const FORMAT_VERSION: u32 = 1;

@@ -6,20 +6,24 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use graphdrill::agent::config::AgentConfig;
-use graphdrill::agent::service::Agent;
-use graphdrill::agent::{heartbeat, metadata, schedule, server};
-use graphdrill::api::{BackupKind, Job, JobState};
+use graph_agent::config::AgentConfig;
+use graph_agent::service::Agent;
+use graph_agent::{heartbeat, metadata, schedule, server};
+use graph_agent_api::{BackupKind, Job, JobState};
 
 /// Consistent, encrypted, tiered Neo4j backups with restore and verification.
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
     /// The agent's settings (TOML); GRAPH_AGENT_<SECTION>__<FIELD> overrides.
-    #[arg(long, short)]
-    config: PathBuf,
+    #[arg(long, short, required_unless_present = "list_defects")]
+    config: Option<PathBuf>,
+    /// Print the names of the deliberate bugs this build can switch on with
+    /// GRAPH_AGENT_DEFECTS (none without the `defects` feature), and exit.
+    #[arg(long)]
+    list_defects: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -67,9 +71,17 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    graphdrill::init_logging("GRAPH_AGENT_LOG");
+    graph_agent::init_logging("GRAPH_AGENT_LOG");
     let cli = Cli::parse();
-    let config = match AgentConfig::load(&cli.config) {
+    let (Some(path), Some(command)) = (&cli.config, cli.command) else {
+        if cfg!(feature = "defects") {
+            for d in graph_agent::defect::Defect::ALL {
+                println!("{}", d.name());
+            }
+        }
+        return ExitCode::SUCCESS;
+    };
+    let config = match AgentConfig::load(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -84,7 +96,7 @@ fn main() -> ExitCode {
         }
     };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
-    runtime.block_on(run(agent, cli.command))
+    runtime.block_on(run(agent, command))
 }
 
 async fn run(agent: Arc<Agent>, command: Command) -> ExitCode {

@@ -19,9 +19,9 @@ use super::repo::{Keyring, Manifest, RecoveryPoint, Repository, Store};
 use super::retry::{Attempt, RetryPolicy};
 use super::source::{Neo4jSource, capture};
 use super::{JobError, repo};
-use crate::api::{BackupKind, FailureClass, Job, JobKind, JobState, JobSummary};
 use crate::graph::{Decoder, Encoder, Graph, Record};
 use crate::s3::{Bucket, S3Credentials};
+use graph_agent_api::{BackupKind, FailureClass, Job, JobKind, JobState, JobSummary};
 
 /// A problem that keeps the agent from starting (bad secrets or files).
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +92,7 @@ fn load_jobs(file: &std::path::Path) -> Result<BTreeMap<String, Job>, StartError
     for job in jobs.values_mut().filter(|j| !j.state.is_terminal()) {
         job.state = JobState::Failed;
         job.finished_ms = Some(now_ms());
-        job.failure = Some(crate::api::Failure {
+        job.failure = Some(graph_agent_api::Failure {
             class: FailureClass::Internal,
             message: "interrupted: graph-agent stopped while the job ran".into(),
         });
@@ -562,7 +562,7 @@ impl Agent {
         self: &Arc<Self>,
         kind: BackupKind,
         tier: &str,
-        scheduled: crate::api::Scheduled,
+        scheduled: graph_agent_api::Scheduled,
     ) -> Job {
         let job = self.submit_backup(kind, tier);
         let scheduled = Some(scheduled);
@@ -980,7 +980,7 @@ impl Agent {
         target
             .restore(&expected, |done| {
                 self.update(id, |j| {
-                    j.progress = Some(crate::api::Progress {
+                    j.progress = Some(graph_agent_api::Progress {
                         phase: "apply".into(),
                         done,
                         total,

@@ -1,12 +1,11 @@
 //! Throughput of each stage of graph-agent's backup pipeline, and of the
-//! whole pipeline, on a generated record stream (no I/O); and of the
-//! drill's consistency check, which must judge ≥ 200k entities/s.
+//! whole pipeline, on a generated record stream (no I/O).
 //!
-//! `cargo bench --bench pipeline`
+//! `cargo bench -p graph-agent --bench pipeline`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use graphdrill::agent::repo::{CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, Key, Keyring};
-use graphdrill::graph::{Encoder, Float, Node, Props, Record, Rel, Tz, Value};
+use graph_agent::graph::{Encoder, Float, Node, Props, Record, Rel, Tz, Value};
+use graph_agent::repo::{CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, Key, Keyring};
 
 /// A graph of `n` nodes and `3n` relationships with a mix of property types.
 fn records(n: usize) -> Vec<Record> {
@@ -131,31 +130,5 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
-/// The consistency check on 1M entities: equal graphs (hashes only), and
-/// graphs with 1 000 differences (hashes, then the full diff).
-fn consistency(c: &mut Criterion) {
-    use graphdrill::check::consistency;
-    use graphdrill::graph::Graph;
-    let mut expected = Graph::default();
-    for r in records(250_000) {
-        expected.apply(r);
-    }
-    let mut changed = expected.clone();
-    for (i, n) in changed.nodes.values_mut().enumerate().step_by(250) {
-        n.props.insert("rank".into(), Value::Int(-(i as i64)));
-    }
-    let entities = (expected.nodes.len() + expected.rels.len()) as u64;
-    let mut g = c.benchmark_group("consistency");
-    g.sample_size(10);
-    g.throughput(Throughput::Elements(entities));
-    g.bench_function("equal graphs", |b| {
-        b.iter(|| consistency::check("c", &expected, &expected).status)
-    });
-    g.bench_function("1000 differences", |b| {
-        b.iter(|| consistency::check("c", &expected, &changed).details.len())
-    });
-    g.finish();
-}
-
-criterion_group!(benches, stages, consistency);
+criterion_group!(benches, stages);
 criterion_main!(benches);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::defect::{self, Defect};
 use super::service::{Agent, now_ms};
-use crate::api::Heartbeat;
+use graph_agent_api::Heartbeat;
 
 /// Sends heartbeats until the returned task is aborted.
 pub fn spawn(agent: Arc<Agent>) -> tokio::task::JoinHandle<()> {

@@ -19,16 +19,20 @@ pub enum Defect {
     HangOnConnection,
     /// Stamps recovery points with this host's clock, however wrong it is.
     LocalClock,
+    /// Reads integers -16..=-1 as 240..=255 (neo4rs 0.8's one-byte integer
+    /// bug), in its export and so in its own restore check alike.
+    TinyNegativeInts,
 }
 
 impl Defect {
-    pub const ALL: [Defect; 6] = [
+    pub const ALL: [Defect; 7] = [
         Defect::EarlySuccess,
         Defect::RetryAccessDenied,
         Defect::DropDeletions,
         Defect::QuietHeartbeats,
         Defect::HangOnConnection,
         Defect::LocalClock,
+        Defect::TinyNegativeInts,
     ];
 
     /// The name used in `GRAPH_AGENT_DEFECTS`.
@@ -40,6 +44,7 @@ impl Defect {
             Defect::QuietHeartbeats => "quiet-heartbeats",
             Defect::HangOnConnection => "hang-on-connection",
             Defect::LocalClock => "local-clock",
+            Defect::TinyNegativeInts => "tiny-negative-ints",
         }
     }
 }

@@ -48,7 +48,7 @@ impl RetryPolicy {
                 Ok(v) => return Ok(v),
                 Err(e)
                     if (e.class.is_transient() && retries < self.max_retries)
-                        || (e.class == crate::api::FailureClass::Permission
+                        || (e.class == graph_agent_api::FailureClass::Permission
                             && defect::active(Defect::RetryAccessDenied)) =>
                 {
                     on_retry(&e);
@@ -64,7 +64,7 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::FailureClass;
+    use graph_agent_api::FailureClass;
 
     fn policy() -> RetryPolicy {
         RetryPolicy {

@@ -1,6 +1,9 @@
 //! The agent's control API: the request and response types that graph-agent
-//! serves and graphdrill sends. Both sides use only this module, so the
-//! runner can drill any agent that speaks it. Times are Unix milliseconds.
+//! serves and graphdrill sends, and the units they are written in. It is the
+//! only code the agent and the harness share, so the runner can drill any
+//! agent that speaks it. Times are Unix milliseconds.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -217,6 +220,33 @@ pub struct ApiError {
     /// A [`FailureClass`] name, or `bad_request`, `unauthorized`, `not_found`.
     pub class: String,
     pub message: String,
+}
+
+/// A duration written as `5s`, `250ms`, `24h` or `7d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map(Dur).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{s}` is not a duration ({e}); write e.g. `5s`, `250ms`, `24h`"
+            ))
+        })
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl std::fmt::Display for Dur {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
 }
 
 #[cfg(test)]

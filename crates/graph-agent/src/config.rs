@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use graph_agent_api::Dur;
 use serde::{Deserialize, Serialize};
 
 /// Prefix of the environment variables that override settings.
@@ -40,33 +41,6 @@ pub enum ConfigError {
         value: String,
         message: String,
     },
-}
-
-/// A duration written as `5s`, `250ms`, `24h` or `7d`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Dur(pub Duration);
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map(Dur).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "`{s}` is not a duration ({e}); write e.g. `5s`, `250ms`, `24h`"
-            ))
-        })
-    }
-}
-
-impl Serialize for Dur {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(self.0).to_string())
-    }
-}
-
-impl std::fmt::Display for Dur {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
-    }
 }
 
 fn secs(s: u64) -> Dur {
@@ -105,7 +79,7 @@ pub struct AgentConfig {
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     pub name: String,
-    pub kind: crate::api::BackupKind,
+    pub kind: graph_agent_api::BackupKind,
     pub tier: String,
     pub every: Dur,
     /// Default: half of `every`.
