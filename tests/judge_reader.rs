@@ -513,7 +513,8 @@ fn check(v: &V, got: &Value) -> Result<(), String> {
     }
     match (v, &got.text) {
         (V::Bytes(b), Text::List(items)) => {
-            let want: Vec<String> = b.iter().map(u8::to_string).collect();
+            // Neo4j's bytes are Java's, signed.
+            let want: Vec<String> = b.iter().map(|x| (*x as i8).to_string()).collect();
             if *items == want {
                 Ok(())
             } else {

@@ -26,12 +26,14 @@ pub enum ReadError {
 
 /// A property's value rendered by Neo4j: `[type, text]`, where text is a
 /// list of element texts for a list (no property holds a nested list).
-/// `valueType` calls a byte array a list of integers and `toString` refuses
-/// it, so integer lists come as they are: Bolt keeps bytes apart.
+/// `valueType` calls a byte array a list of integers, so an integer list
+/// also comes as it is, only for Bolt to tell bytes apart (the numbers are
+/// taken from Neo4j's text, no driver decodes them; a byte's text is
+/// Java's, signed: 255 is `-1`).
 const RENDER: &str = "[k IN keys(e) WHERE k <> $id | [k, valueType(e[k]), \
-     CASE WHEN valueType(e[k]) = 'LIST<INTEGER NOT NULL> NOT NULL' THEN e[k] \
-     WHEN valueType(e[k]) STARTS WITH 'LIST' THEN [x IN e[k] | toString(x)] \
-     ELSE toString(e[k]) END]]";
+     CASE WHEN valueType(e[k]) STARTS WITH 'LIST' THEN [x IN e[k] | toString(x)] \
+     ELSE toString(e[k]) END, \
+     CASE WHEN valueType(e[k]) = 'LIST<INTEGER NOT NULL> NOT NULL' THEN e[k] END]]";
 
 /// The judge's type name for a byte array (Neo4j's `valueType` has none).
 pub const BYTE_ARRAY: &str = "BYTE ARRAY";
@@ -183,26 +185,24 @@ fn props(row: &neo4rs::Row, what: &'static str) -> Result<Props, ReadError> {
         let BoltType::List(parts) = &entry else {
             return Err(shape(&entry));
         };
-        let [key, ty, text] = parts.value.as_slice() else {
+        let [key, ty, text, raw] = parts.value.as_slice() else {
             return Err(shape(&entry));
         };
         let (BoltType::String(key), BoltType::String(ty)) = (key, ty) else {
             return Err(shape(&entry));
         };
-        let mut ty = ty.value.clone();
+        let ty = match raw {
+            BoltType::Bytes(_) => BYTE_ARRAY.to_string(),
+            _ => ty.value.clone(),
+        };
         let text = match text {
             BoltType::String(s) => Text::One(s.value.clone()),
-            BoltType::Bytes(b) => {
-                ty = BYTE_ARRAY.into();
-                Text::List(b.value.iter().map(u8::to_string).collect())
-            }
             BoltType::List(items) => Text::List(
                 items
                     .value
                     .iter()
                     .map(|i| match i {
                         BoltType::String(s) => Ok(s.value.clone()),
-                        BoltType::Integer(i) => Ok(i.value.to_string()),
                         other => Err(shape(other)),
                     })
                     .collect::<Result<_, _>>()?,
