@@ -26,6 +26,7 @@ pub mod catalog;
 pub mod check;
 pub mod drill;
 pub mod env;
+pub mod evidence;
 pub mod fault;
 pub mod graph;
 pub mod history;

@@ -244,3 +244,93 @@ fn every_defect_is_exercised() {
         );
     }
 }
+
+/// Each check's name and status, in report order.
+fn verdicts(report: &Value) -> Vec<(String, String)> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stored_run_judged_again_gets_its_verdicts_and_a_missing_file_is_named() {
+    let _guard = serial().await;
+    let env = shared_env();
+    let name = env
+        .dir()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let reports = tempfile::tempdir().unwrap();
+    let dir = reports.path().to_string_lossy().into_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        graphdrill(
+            &[
+                "run",
+                "--env-name",
+                &name,
+                "--report-dir",
+                &dir,
+                "scenarios/smoke",
+            ],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = reports.path().join("latest");
+    let read = |run: &Path| -> Value {
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap()
+    };
+    let first = read(&run);
+    assert!(run.join("evidence/base.jsonl").is_file());
+    assert!(run.join("evidence/restored-step-3.jsonl").is_file());
+
+    let again = graphdrill(&["check", run.to_str().unwrap()], &[]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let second = read(&run);
+    assert_eq!(verdicts(&second), verdicts(&first));
+    assert!(verdicts(&first).len() > 8, "{:?}", verdicts(&first));
+
+    std::fs::remove_file(run.join("evidence/base.jsonl")).unwrap();
+    let missing = graphdrill(&["check", run.to_str().unwrap()], &[]);
+    assert_eq!(missing.status.code(), Some(1));
+    let third = read(&run);
+    let unknown: Vec<&Value> = third["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "unknown")
+        .collect();
+    assert!(!unknown.is_empty(), "{third}");
+    for c in &unknown {
+        assert!(
+            c["summary"]
+                .as_str()
+                .unwrap()
+                .contains("evidence/base.jsonl"),
+            "{c}"
+        );
+    }
+    assert_eq!(third["verdict"], "unknown");
+}

@@ -5,22 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use graphdrill::api::exit;
 use graphdrill::check::Status;
 use graphdrill::drill::{self, Progress, RunOptions};
 use graphdrill::env::{
     self, BackendChoice, EnvError, EnvOptions, Environment, Images, Tool, Tools,
 };
 use graphdrill::scenario::{self, Scenario};
-
-/// Exit codes, documented in the README.
-mod exit {
-    /// Bad input: a usage error, a bad setting, a missing prerequisite.
-    pub const BAD_INPUT: u8 = 2;
-    /// The environment failed: a component did not start, died, or timed out.
-    pub const ENVIRONMENT: u8 = 3;
-    /// A drill ran and a check failed (or could not decide).
-    pub const DRILL_FAILED: u8 = 1;
-}
 
 /// Chaos and disaster-recovery drills for graph-database backups.
 ///
@@ -37,8 +28,8 @@ struct Cli {
 enum Command {
     /// Run drills: start an environment, play each scenario's timeline
     /// against graph-agent, judge, and write reports (exit 0 when every
-    /// check passed, 1 when one failed, 2 for an invalid scenario or an
-    /// environment error).
+    /// check passed, 1 when one failed or could not decide, 2 for an
+    /// invalid scenario or bad input, 3 when the environment failed).
     Run {
         /// Scenario files or folders of them (`scenarios/smoke` names
         /// `scenarios/smoke.toml`).
@@ -67,6 +58,14 @@ enum Command {
         agent: Option<PathBuf>,
         #[command(flatten)]
         backend: BackendArgs,
+    },
+    /// Judge a stored run again from its evidence (RUN_DIR/evidence,
+    /// history.jsonl, events.jsonl) and rewrite its report files; exit 0
+    /// when every check passed, 1 otherwise. A missing evidence file makes
+    /// the checks that need it `unknown`, naming the file.
+    Check {
+        /// A run folder, e.g. `reports/latest`.
+        run_dir: PathBuf,
     },
     /// Check scenario files without running them (exit 2 on any error,
     /// each given as file:line:column, field path, and what was expected).
@@ -183,6 +182,7 @@ fn main() -> ExitCode {
     let cli = match cli.command {
         Command::Validate { files } => return validate(&files),
         Command::List { paths } => return list(&paths),
+        Command::Check { run_dir } => return check(&run_dir),
         Command::Run {
             paths,
             seed,
@@ -269,7 +269,10 @@ async fn run(cli: Cli) -> Result<(), EnvError> {
             env.detach();
             Ok(())
         }
-        Command::Run { .. } | Command::Validate { .. } | Command::List { .. } => {
+        Command::Run { .. }
+        | Command::Validate { .. }
+        | Command::List { .. }
+        | Command::Check { .. } => {
             unreachable!("handled in main")
         }
         Command::Env(EnvCommand::Down { which }) => {
@@ -364,6 +367,30 @@ fn validate(files: &[PathBuf]) -> ExitCode {
             ExitCode::SUCCESS
         }
         None => ExitCode::from(exit::BAD_INPUT),
+    }
+}
+
+fn check(run_dir: &std::path::Path) -> ExitCode {
+    match drill::rejudge(run_dir) {
+        Ok(report) => {
+            let progress = Progress::new();
+            drill::print_checks(&progress, &report);
+            progress.line(&format!(
+                "{} {} (judged again) — {}",
+                drill::verdict_word(report.verdict),
+                report.scenario,
+                run_dir.join("report.html").display()
+            ));
+            if report.verdict == Status::Pass {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(exit::FAILED)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::BAD_INPUT)
+        }
     }
 }
 
@@ -469,7 +496,7 @@ async fn run_drills(
                         s.name,
                         o.dir.join("report.html").display()
                     ));
-                    worst = ExitCode::from(exit::DRILL_FAILED);
+                    worst = ExitCode::from(exit::FAILED);
                 }
                 Err(e) => {
                     eprintln!("error: {}: {e}", s.name);

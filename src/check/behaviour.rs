@@ -4,6 +4,7 @@
 //! bounded retries, and no secret in any log or report.
 
 use crate::api::{FailureClass, Job, JobState};
+use crate::evidence::Fingerprint;
 use crate::history::{Event, EventKind, Seen};
 
 use super::{CheckResult, Measure, Status, secs};
@@ -73,7 +74,7 @@ pub fn no_stuck_jobs(events: &[Event]) -> CheckResult {
 }
 
 /// What a scenario expects of one job.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Expectation {
     pub state: JobState,
     pub class: Option<FailureClass>,
@@ -392,16 +393,12 @@ pub fn retries_bounded(events: &[Event], max_retries: u32) -> CheckResult {
 
 /// No secret appears in any of `files` (name, content). Findings name the
 /// file and which secret, never the secret itself.
-pub fn no_secrets(files: &[(String, Vec<u8>)], secrets: &[(String, String)]) -> CheckResult {
+pub fn no_secrets(files: &[(String, Vec<u8>)], secrets: &[Fingerprint]) -> CheckResult {
     let mut leaks = Vec::new();
     for (file, content) in files {
-        for (what, secret) in secrets {
-            if secret.len() >= 8
-                && content
-                    .windows(secret.len())
-                    .any(|w| w == secret.as_bytes())
-            {
-                leaks.push(format!("{what} appears in {file}"));
+        for secret in secrets {
+            if secret.len >= 8 && secret.found_in(content) {
+                leaks.push(format!("{} appears in {file}", secret.name));
             }
         }
     }
@@ -608,7 +605,7 @@ mod tests {
     #[test]
     fn secrets_are_found_and_not_repeated() {
         let files = [("agent.log".to_string(), b"token=hunter2hunter2 ok".to_vec())];
-        let secrets = [("control token".to_string(), "hunter2hunter2".to_string())];
+        let secrets = [Fingerprint::of("control token", "hunter2hunter2")];
         let r = no_secrets(&files, &secrets);
         assert_eq!(r.status, Status::Fail);
         assert_eq!(r.details, ["control token appears in agent.log"]);

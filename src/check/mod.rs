@@ -5,6 +5,7 @@
 pub mod behaviour;
 pub mod consistency;
 pub mod intrusion;
+pub mod registry;
 pub mod rpo;
 pub mod sla;
 

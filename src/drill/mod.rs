@@ -8,7 +8,6 @@
 
 pub mod agent;
 mod heartbeat;
-mod judge;
 mod progress;
 mod steps;
 mod store;
@@ -19,9 +18,9 @@ use std::time::Instant;
 
 pub use progress::Progress;
 
-use crate::check::Status;
+use crate::check::{CheckResult, Status, registry};
 use crate::env::{EnvError, Environment};
-use crate::graph::Graph;
+use crate::evidence;
 use crate::history::EventKind;
 use crate::report::{self, Report};
 use crate::scenario::Scenario;
@@ -89,7 +88,12 @@ pub async fn run(
         progress.line(&format!("  ✗ drill broke off: {e}"));
     }
     store.collect_logs(&drill.logs());
-    let checks = judge::judge(&drill.evidence(), &scenario, &store);
+    // Judged from what was stored, as `graphdrill check` judges it again.
+    let written = evidence::write(&store.dir, &drill.evidence());
+    let checks = match written.and_then(|()| evidence::load(&store.dir)) {
+        Ok(ev) => registry::judge(&ev),
+        Err(e) => vec![CheckResult::new("evidence", Status::Unknown, e.to_string())],
+    };
     let verdict = Report::verdict_of(&checks, error.is_some());
     let events = store.events.snapshot();
     let report = Report {
@@ -102,7 +106,7 @@ pub async fn run(
         finished_ms: crate::history::now_ms(),
         verdict,
         error,
-        throughput: judge::throughput(&drill.ops(), started_ms),
+        throughput: throughput(&drill.ops(), started_ms),
         checks,
         events,
     };
@@ -110,21 +114,10 @@ pub async fn run(
         path: store.dir.clone(),
         source,
     })?;
-    for c in &report.checks {
-        let mark = match c.status {
-            Status::Pass => "✓",
-            Status::Fail => "✗",
-            Status::Unknown => "?",
-        };
-        progress.line(&format!("  {mark} {}: {}", c.name, c.summary));
-    }
+    print_checks(progress, &report);
     progress.line(&format!(
         "{} {} in {:.1} s — {}",
-        match verdict {
-            Status::Pass => "PASS",
-            Status::Fail => "FAIL",
-            Status::Unknown => "UNKNOWN",
-        },
+        verdict_word(verdict),
         scenario.name,
         clock.elapsed().as_secs_f64(),
         store.dir.join("report.html").display()
@@ -133,6 +126,46 @@ pub async fn run(
         report,
         dir: store.dir.clone(),
     })
+}
+
+/// One line per check: mark, name, summary.
+pub fn print_checks(progress: &Progress, report: &Report) {
+    for c in &report.checks {
+        let mark = match c.status {
+            Status::Pass => "✓",
+            Status::Fail => "✗",
+            Status::Unknown => "?",
+        };
+        progress.line(&format!("  {mark} {}: {}", c.name, c.summary));
+    }
+}
+
+pub fn verdict_word(verdict: Status) -> &'static str {
+    match verdict {
+        Status::Pass => "PASS",
+        Status::Fail => "FAIL",
+        Status::Unknown => "UNKNOWN",
+    }
+}
+
+/// Judges a stored run again from its evidence alone and rewrites its
+/// report files (`report.json` keeps the run's times, events and error).
+pub fn rejudge(dir: &Path) -> Result<Report, DrillError> {
+    let ev = evidence::load(dir).map_err(|e| DrillError::Setup(e.to_string()))?;
+    let path = dir.join("report.json");
+    let old = std::fs::read(&path).map_err(|source| DrillError::Store {
+        path: path.clone(),
+        source,
+    })?;
+    let mut report: Report = serde_json::from_slice(&old)
+        .map_err(|e| DrillError::Setup(format!("`{}`: {e}", path.display())))?;
+    report.checks = registry::judge(&ev);
+    report.verdict = Report::verdict_of(&report.checks, report.error.is_some());
+    report::write(dir, &report).map_err(|source| DrillError::Store {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(report)
 }
 
 /// The timeline: prepare, then each step in order, `at` offsets counted
@@ -178,24 +211,20 @@ async fn play(
     Ok(())
 }
 
-/// What the checkers judge, gathered while the drill ran.
-pub struct Evidence {
-    pub base: Graph,
-    pub ops: Vec<crate::history::Op>,
-    pub restores: Vec<steps::RestoreRecord>,
-    pub expectations: Vec<steps::ExpectRecord>,
-    pub heartbeat_windows: Vec<steps::HeartbeatWindow>,
-    /// Subgraph name → node ids the subgraph's Cypher returned on the source.
-    pub source_subgraphs: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
-    /// What the source holds at the end, counted (to find what an agent added).
-    pub source_inventory: Option<crate::graph::Inventory>,
-    pub secrets: Vec<(String, String)>,
-    /// Tier → backup ids its catalog lists at the end of the drill.
-    pub catalogs: std::collections::BTreeMap<String, Vec<String>>,
-    pub events: Vec<crate::history::Event>,
-    pub max_retries: u32,
-    pub heartbeat_interval_ms: u64,
-    pub offline_threshold_ms: u64,
+/// Acknowledged operations per second since `started_ms`.
+pub fn throughput(ops: &[crate::history::Op], started_ms: u64) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::new();
+    let acked = ops
+        .iter()
+        .filter(|o| o.phase == crate::history::Phase::Ok && o.index > 0);
+    for op in acked {
+        let s = (op.time_ms.saturating_sub(started_ms) / 1000) as usize;
+        if out.len() <= s {
+            out.resize(s + 1, 0);
+        }
+        out[s] += 1;
+    }
+    out
 }
 
 /// Where the reports go by default: `reports/` in the working folder.

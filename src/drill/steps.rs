@@ -12,56 +12,25 @@ use serde_json::json;
 
 use super::agent::{AgentProcess, AgentSetup};
 use super::store::{Events, RunStore};
-use super::{Evidence, Progress, RunOptions, heartbeat};
+use super::{Progress, RunOptions, heartbeat};
 use crate::api::{Job, JobKind, JobState};
 use crate::catalog;
 use crate::check::behaviour::Expectation;
 use crate::env::toxiproxy::{Toxic, ToxicKind};
 use crate::env::{self, Environment, load_s3_credentials};
+use crate::evidence::{self, ExpectRecord, Fingerprint, HeartbeatWindow, RestoreRecord};
 use crate::fault::{self, AccessDenied, Fault, LinkToxic, Partition, RegionLoss, RotatePassword};
 use crate::graph::{self, Graph, Inventory};
 use crate::history::{EventKind, Op, Seen, now_ms};
 use crate::s3::Bucket;
 use crate::scenario::{
-    AgentAction, ExpectedState, FaultKind, FaultStep, HeartbeatExpect, JobExpect, KeyAction,
-    Neo4jAction, RegionAction, Scenario, Step, Tier,
+    AgentAction, ExpectedState, FaultKind, FaultStep, JobExpect, KeyAction, Neo4jAction,
+    RegionAction, Scenario, Step, Tier,
 };
 use crate::workload::{self, Plan, WorkloadError, fixture};
 
 /// A job may outlive its deadline by this much before the runner stops waiting.
 const FOLLOW_GRACE: Duration = Duration::from_secs(15);
-
-/// A restore the drill asked for, and what came back.
-pub struct RestoreRecord {
-    pub step: usize,
-    pub tier: Tier,
-    pub job: Job,
-    /// The disaster instant: when the restore was asked for.
-    pub disaster_ms: u64,
-    pub queryable_ms: Option<u64>,
-    pub graph: Option<Graph>,
-    /// The recovery point in the restored backup's catalog entry.
-    pub claimed_ms: Option<u64>,
-    pub subgraphs: BTreeMap<String, BTreeSet<String>>,
-    /// After a failed restore: the nodes left in the target.
-    pub left_nodes: Option<i64>,
-}
-
-/// A job step and what the scenario expected of it.
-pub struct ExpectRecord {
-    pub step: usize,
-    pub what: String,
-    pub job: Option<Job>,
-    pub seen: Option<Seen>,
-    pub expect: Expectation,
-}
-
-/// A fault during which heartbeats are judged.
-pub struct HeartbeatWindow {
-    pub fault: usize,
-    pub step: usize,
-    pub expect: HeartbeatExpect,
-}
 
 /// The runner's own view of the tiers' storage: admin credentials, direct
 /// connections, never the agent's links.
@@ -1124,7 +1093,7 @@ impl<'a> Drill<'a> {
     }
 
     /// Everything the checkers need, taken out of the drill.
-    pub fn evidence(&mut self) -> Evidence {
+    pub fn evidence(&mut self) -> evidence::Evidence {
         let setting = |section: &str, field: &str| {
             self.scenario
                 .agent
@@ -1136,22 +1105,33 @@ impl<'a> Drill<'a> {
             v.and_then(|v| v.as_str().and_then(|s| humantime::parse_duration(s).ok()))
                 .map_or(default, |d| d.as_millis() as u64)
         };
-        Evidence {
+        evidence::Evidence {
+            scenario: self.scenario.clone(),
             base: std::mem::take(&mut self.base),
             ops: self.ops.clone(),
+            events: self.store.events.snapshot(),
             restores: std::mem::take(&mut self.restores),
             expectations: std::mem::take(&mut self.expectations),
             heartbeat_windows: std::mem::take(&mut self.heartbeat_windows),
-            source_subgraphs: std::mem::take(&mut self.source_subgraphs),
-            source_inventory: self.source_inventory.take(),
-            secrets: self.secrets.clone(),
+            source: evidence::Source {
+                subgraphs: std::mem::take(&mut self.source_subgraphs),
+                inventory: self.source_inventory.take(),
+            },
             catalogs: std::mem::take(&mut self.catalogs),
-            events: self.store.events.snapshot(),
-            max_retries: setting("transfer", "max_retries")
-                .and_then(|v| v.as_integer())
-                .map_or(2, |v| v.max(0) as u32),
-            heartbeat_interval_ms: ms(setting("heartbeat", "interval"), 1_000),
-            offline_threshold_ms: ms(setting("heartbeat", "offline_threshold"), 3_000),
+            settings: evidence::Settings {
+                max_retries: setting("transfer", "max_retries")
+                    .and_then(|v| v.as_integer())
+                    .map_or(2, |v| v.max(0) as u32),
+                heartbeat_interval_ms: ms(setting("heartbeat", "interval"), 1_000),
+                offline_threshold_ms: ms(setting("heartbeat", "offline_threshold"), 3_000),
+            },
+            secrets: self
+                .secrets
+                .iter()
+                .map(|(name, secret)| Fingerprint::of(name, secret))
+                .collect(),
+            files: Vec::new(),
+            missing: BTreeMap::new(),
         }
     }
 }

@@ -79,31 +79,6 @@ impl RunStore {
             let _ = std::fs::write(out.join(format!("{name}.log")), tail);
         }
     }
-
-    /// Every file of the run, for the secret scan.
-    pub fn files(&self) -> Vec<(String, Vec<u8>)> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.dir.clone()];
-        while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if let Ok(bytes) = std::fs::read(&p) {
-                    let name = p
-                        .strip_prefix(&self.dir)
-                        .unwrap_or(&p)
-                        .display()
-                        .to_string();
-                    out.push((name, bytes));
-                }
-            }
-        }
-        out
-    }
 }
 
 /// Flushes after every line, so a crashed run still leaves its history.

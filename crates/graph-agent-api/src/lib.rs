@@ -222,6 +222,21 @@ pub struct ApiError {
     pub message: String,
 }
 
+/// Exit codes of both programs, `graphdrill` and `graph-agent` (the README
+/// has the table): a script drilling or running either tells them apart.
+pub mod exit {
+    /// Everything passed: every check of a drill, or the job that was run.
+    pub const SUCCESS: u8 = 0;
+    /// A drill ran (or was judged again) and a check failed or could not
+    /// decide; for graph-agent, the job it ran failed.
+    pub const FAILED: u8 = 1;
+    /// Bad input: usage, a bad setting or scenario, a missing prerequisite.
+    pub const BAD_INPUT: u8 = 2;
+    /// The environment failed: a component did not start, died, or was not
+    /// ready in time.
+    pub const ENVIRONMENT: u8 = 3;
+}
+
 /// A duration written as `5s`, `250ms`, `24h` or `7d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use graph_agent::config::AgentConfig;
 use graph_agent::service::Agent;
 use graph_agent::{heartbeat, metadata, schedule, server};
-use graph_agent_api::{BackupKind, Job, JobState};
+use graph_agent_api::{BackupKind, Job, JobState, exit};
 
 /// Consistent, encrypted, tiered Neo4j backups with restore and verification.
 #[derive(Parser)]
@@ -85,14 +85,14 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::BAD_INPUT);
         }
     };
     let agent = match Agent::new(config) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::BAD_INPUT);
         }
     };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
@@ -127,7 +127,7 @@ async fn run(agent: Arc<Agent>, command: Command) -> ExitCode {
     if done.state == JobState::Succeeded {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(exit::FAILED)
     }
 }
 
@@ -148,7 +148,7 @@ async fn serve(agent: Arc<Agent>) -> ExitCode {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: cannot listen on {addr} (`agent.host`, `agent.port`): {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::BAD_INPUT);
         }
     };
     tracing::info!(%addr, agent = %agent.config.agent.id, "serving the control API");
@@ -172,7 +172,7 @@ async fn serve(agent: Arc<Agent>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(exit::FAILED)
         }
     }
 }

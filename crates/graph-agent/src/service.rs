@@ -478,7 +478,7 @@ impl Agent {
                     j.started_ms = Some(now_ms());
                     j.attempts = 1;
                 });
-                work(agent.clone(), id.clone()).await
+                contained(work(agent.clone(), id.clone())).await
             })
             .await
             .unwrap_or_else(|_| {
@@ -1077,5 +1077,46 @@ impl Agent {
             })
         })
         .await
+    }
+}
+
+/// Runs a job's work so that a panic ends the job as failed (`internal`)
+/// instead of leaving it `running` for ever: the stuck job of the field
+/// notes.
+async fn contained<T>(work: impl Future<Output = Result<T, JobError>>) -> Result<T, JobError> {
+    use futures_util::FutureExt;
+    std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(JobError::new(
+                FailureClass::Internal,
+                format!("the job's task panicked: {what}"),
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_job_whose_task_panics_fails_as_internal() {
+        let failed = contained(async {
+            if true {
+                panic!("index out of bounds");
+            }
+            Ok::<(), JobError>(())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(failed.class, FailureClass::Internal);
+        assert!(failed.message.contains("index out of bounds"), "{failed:?}");
+        assert_eq!(contained(async { Ok::<u8, JobError>(7) }).await.unwrap(), 7);
     }
 }
