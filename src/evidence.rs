@@ -50,6 +50,8 @@ pub enum EvidenceError {
 pub struct RestoreRecord {
     pub step: usize,
     pub tier: Tier,
+    /// The backup restored.
+    pub backup: String,
     pub job: Job,
     /// The disaster instant: when the restore was asked for.
     pub disaster_ms: u64,

@@ -174,7 +174,7 @@ async fn the_correct_agent_passes_every_shipped_scenario() {
 
 /// Each defect, a scenario that provokes it, and the check that must catch it.
 #[cfg(feature = "defects")]
-const DEFECTS: [(&str, &str, &str); 7] = [
+const DEFECTS: [(&str, &str, &str); 9] = [
     ("early-success", "smoke", "agent-claims"),
     ("retry-access-denied", "access-denied", "step[2]"),
     ("drop-deletions", "smoke", "consistency[step 3]"),
@@ -191,6 +191,14 @@ const DEFECTS: [(&str, &str, &str); 7] = [
         "tiny-negative-ints",
         "awkward-values",
         "consistency[step 1]",
+    ),
+    // A recovery point claimed late: past the backup's end under a fast
+    // clock, and past writes the backup lacks without one.
+    ("late-recovery-point", "clock-skew", "rpo[step 3]"),
+    (
+        "late-recovery-point",
+        "incremental-chain-under-load",
+        "rpo[step 6]",
     ),
 ];
 

@@ -13,7 +13,7 @@ use super::{
 use crate::api::{JobKind, JobState};
 use crate::evidence::{self as file, Evidence};
 use crate::graph::Foreign;
-use crate::history::{self, Completed, EventKind};
+use crate::history::{self, Completed, EventKind, Seen};
 use crate::scenario::HeartbeatExpect;
 
 /// What every check may use, derived once from the evidence.
@@ -252,6 +252,7 @@ fn restores(ev: &Evidence, ctx: &Context) -> Vec<CheckResult> {
                 differing: &d.ids(),
                 disaster_ms: r.disaster_ms,
                 claimed_ms: r.claimed_ms,
+                backup_seen: backup_seen(ev, &r.backup),
                 rpo_max_ms: expect.rpo_max.map(|d| d.0.as_millis() as u64),
             }));
         }
@@ -264,6 +265,19 @@ fn restores(ev: &Evidence, ctx: &Context) -> Vec<CheckResult> {
         ));
     }
     out
+}
+
+/// How the runner saw the backup job that made `backup` (a copy keeps the
+/// original's id and recovery point, so it is that job).
+fn backup_seen(ev: &Evidence, backup: &str) -> Option<Seen> {
+    ev.events.iter().find_map(|e| match &e.kind {
+        EventKind::Job { job, seen, .. }
+            if job.kind == JobKind::Backup && job.backup.as_deref() == Some(backup) =>
+        {
+            *seen
+        }
+        _ => None,
+    })
 }
 
 fn heartbeats(ev: &Evidence, _: &Context) -> Vec<CheckResult> {

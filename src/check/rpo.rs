@@ -8,11 +8,22 @@
 //! is the time from the last acknowledged operation that survived to the
 //! disaster instant (0 when nothing acknowledged was lost), shown next to
 //! the RPO the agent claimed (disaster − its recovery point).
+//!
+//! A claimed recovery point is a promise about time, judged by the
+//! runner's clock alone: it must lie between the moment the runner asked
+//! for the backup and the moment it saw the backup end (within
+//! [`CLAIM_TOLERANCE_MS`]), and every write acknowledged before it must be
+//! in the restore, even one acknowledged after the disaster.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{CheckResult, Measure, Status, secs};
-use crate::history::{Completed, Phase};
+use crate::history::{Completed, Phase, Seen};
+
+/// How far a claimed recovery point may lie outside the backup job's life
+/// as the runner saw it. The database and the runner share the host's
+/// clock; this covers only the runner's own polling.
+pub const CLAIM_TOLERANCE_MS: u64 = 1_000;
 
 /// What the RPO check needs about one restore.
 pub struct RestoreInput<'a> {
@@ -26,7 +37,29 @@ pub struct RestoreInput<'a> {
     pub disaster_ms: u64,
     /// The recovery point the agent claimed for the restored backup.
     pub claimed_ms: Option<u64>,
+    /// The backup job that made the restored backup, as the runner saw it.
+    pub backup_seen: Option<Seen>,
     pub rpo_max_ms: Option<u64>,
+}
+
+/// Why a claimed recovery point cannot be true, whatever the data shows.
+fn impossible_claim(claimed: u64, seen: Seen) -> Option<String> {
+    if let Some(end) = seen.ended_ms
+        && claimed > end + CLAIM_TOLERANCE_MS
+    {
+        return Some(format!(
+            "claim broken: the recovery point ({claimed} ms) is {} after the runner saw the backup end ({end} ms)",
+            secs(claimed - end)
+        ));
+    }
+    if claimed + CLAIM_TOLERANCE_MS < seen.submitted_ms {
+        return Some(format!(
+            "claim broken: the recovery point ({claimed} ms) is {} before the runner asked for the backup ({} ms)",
+            secs(seen.submitted_ms - claimed),
+            seen.submitted_ms
+        ));
+    }
+    None
 }
 
 pub fn check(input: &RestoreInput) -> CheckResult {
@@ -38,6 +71,13 @@ pub fn check(input: &RestoreInput) -> CheckResult {
     let mut last_survived: BTreeMap<u32, u64> = BTreeMap::new();
     let mut claim_broken = Vec::new();
     let touched = |op: &Completed| op.writes.iter().any(|w| input.differing.contains(w.id()));
+    // A write is owed if acknowledged before the disaster or before the
+    // claimed point, whichever is later.
+    let owed_until = input.disaster_ms.max(input.claimed_ms.unwrap_or(0));
+    let impossible = input
+        .claimed_ms
+        .zip(input.backup_seen)
+        .and_then(|(c, seen)| impossible_claim(c, seen));
     for op in input.ops {
         let cursor = input.cursors.get(&op.process).copied();
         let included = cursor.is_some_and(|c| op.index <= c);
@@ -53,7 +93,7 @@ pub fn check(input: &RestoreInput) -> CheckResult {
                 let t = last_survived.entry(op.process).or_default();
                 *t = (*t).max(op.ended_ms);
             }
-            Phase::Ok if op.ended_ms <= input.disaster_ms => {
+            Phase::Ok if op.ended_ms <= owed_until => {
                 lost.push(op);
                 if input.claimed_ms.is_some_and(|c| op.ended_ms <= c) {
                     claim_broken.push(op);
@@ -83,7 +123,12 @@ pub fn check(input: &RestoreInput) -> CheckResult {
         .max()
         .unwrap_or(0);
     let too_old = input.rpo_max_ms.is_some_and(|max| rpo_ms > max);
-    let status = if !phantom.is_empty() || !torn.is_empty() || !claim_broken.is_empty() || too_old {
+    let status = if !phantom.is_empty()
+        || !torn.is_empty()
+        || !claim_broken.is_empty()
+        || impossible.is_some()
+        || too_old
+    {
         Status::Fail
     } else if input.ops.is_empty() || input.claimed_ms.is_none() {
         // Nothing to judge, or the agent's claim could not be read.
@@ -93,6 +138,7 @@ pub fn check(input: &RestoreInput) -> CheckResult {
     };
     let mut details = Vec::new();
     let name = |op: &Completed| format!("writer {} op {} ({})", op.process, op.index, op.f);
+    details.extend(impossible);
     for op in &claim_broken {
         details.push(format!(
             "claim broken: {} acknowledged at {} ms, before the claimed recovery point, is missing",
@@ -137,10 +183,13 @@ pub fn check(input: &RestoreInput) -> CheckResult {
         .measure(Measure::new("torn", torn.len()).against("0"))
         .measure(Measure::new("unknown outcome", unknown));
     if let Some(c) = input.claimed_ms {
-        result = result.measure(Measure::new(
-            "claimed rpo",
-            secs(input.disaster_ms.saturating_sub(c)),
-        ));
+        // Negative when the claimed point lies after the disaster.
+        let claimed = if c > input.disaster_ms {
+            format!("-{}", secs(c - input.disaster_ms))
+        } else {
+            secs(input.disaster_ms - c)
+        };
+        result = result.measure(Measure::new("claimed rpo", claimed));
     }
     result.details(details)
 }
@@ -162,8 +211,92 @@ mod tests {
             differing,
             disaster_ms: 100,
             claimed_ms: Some(0),
+            backup_seen: None,
             rpo_max_ms: None,
         }
+    }
+
+    /// A backup asked for at 40 ms and seen ending at 60 ms, restored whole.
+    fn claimed(at: u64) -> CheckResult {
+        let ops = ops();
+        let cursors = BTreeMap::from([(0, 3)]);
+        let none = BTreeSet::new();
+        let mut i = input(&ops, &cursors, &none);
+        i.claimed_ms = Some(at);
+        i.backup_seen = Some(Seen {
+            submitted_ms: 40,
+            ended_ms: Some(60),
+        });
+        check(&i)
+    }
+
+    #[test]
+    fn a_recovery_point_after_the_backup_ended_is_a_broken_claim() {
+        let r = claimed(60 + CLAIM_TOLERANCE_MS + 1);
+        assert_eq!(r.status, Status::Fail, "{r:?}");
+        assert!(
+            r.details[0].contains("after the runner saw the backup end"),
+            "{r:?}"
+        );
+        assert!(
+            r.measures
+                .iter()
+                .any(|m| m.name == "claimed rpo" && m.value.starts_with('-')),
+            "a point past the disaster shows as a negative claimed RPO: {r:?}"
+        );
+    }
+
+    #[test]
+    fn a_recovery_point_inside_the_backup_job_is_believed() {
+        assert_eq!(claimed(50).status, Status::Pass);
+        assert_eq!(
+            claimed(60 + CLAIM_TOLERANCE_MS).status,
+            Status::Pass,
+            "within tolerance"
+        );
+    }
+
+    #[test]
+    fn a_recovery_point_before_the_backup_was_asked_for_is_a_broken_claim() {
+        // 40 ms − tolerance would be negative: ask later instead.
+        let ops = ops();
+        let cursors = BTreeMap::from([(0, 3)]);
+        let none = BTreeSet::new();
+        let mut i = input(&ops, &cursors, &none);
+        i.disaster_ms = 10_000;
+        i.backup_seen = Some(Seen {
+            submitted_ms: 5_000,
+            ended_ms: Some(6_000),
+        });
+        i.claimed_ms = Some(5_000 - CLAIM_TOLERANCE_MS - 1);
+        let r = check(&i);
+        assert_eq!(r.status, Status::Fail, "{r:?}");
+        assert!(r.details[0].contains("before the runner asked"), "{r:?}");
+    }
+
+    #[test]
+    fn a_write_acknowledged_after_the_disaster_but_before_the_claim_is_lost() {
+        let mut ops = ops();
+        // Acknowledged at 205 ms: after the disaster (100 ms), before the claim.
+        ops.push(op(0, 20, true, vec![node("late")]));
+        let cursors = BTreeMap::from([(0, 3)]);
+        let none = BTreeSet::new();
+        let mut i = input(&ops, &cursors, &none);
+        i.claimed_ms = Some(300);
+        let r = check(&i);
+        assert_eq!(r.status, Status::Fail, "{r:?}");
+        assert!(
+            r.details
+                .iter()
+                .any(|d| d.starts_with("claim broken: writer 0 op 20")),
+            "{r:?}"
+        );
+        assert!(
+            r.details
+                .iter()
+                .any(|d| d.starts_with("lost: writer 0 op 20")),
+            "{r:?}"
+        );
     }
 
     fn ops() -> Vec<Completed> {

@@ -779,6 +779,7 @@ impl<'a> Drill<'a> {
         let mut record = RestoreRecord {
             step: i,
             tier,
+            backup: backup.clone(),
             job: job.clone(),
             disaster_ms,
             queryable_ms: None,

@@ -22,10 +22,13 @@ pub enum Defect {
     /// Reads integers -16..=-1 as 240..=255 (neo4rs 0.8's one-byte integer
     /// bug), in its export and so in its own restore check alike.
     TinyNegativeInts,
+    /// Stamps the recovery point with the agent's wall clock once the cut
+    /// is taken and encoded, not the database's time under the cut's lock.
+    LateRecoveryPoint,
 }
 
 impl Defect {
-    pub const ALL: [Defect; 7] = [
+    pub const ALL: [Defect; 8] = [
         Defect::EarlySuccess,
         Defect::RetryAccessDenied,
         Defect::DropDeletions,
@@ -33,6 +36,7 @@ impl Defect {
         Defect::HangOnConnection,
         Defect::LocalClock,
         Defect::TinyNegativeInts,
+        Defect::LateRecoveryPoint,
     ];
 
     /// The name used in `GRAPH_AGENT_DEFECTS`.
@@ -45,6 +49,7 @@ impl Defect {
             Defect::HangOnConnection => "hang-on-connection",
             Defect::LocalClock => "local-clock",
             Defect::TinyNegativeInts => "tiny-negative-ints",
+            Defect::LateRecoveryPoint => "late-recovery-point",
         }
     }
 }

@@ -800,7 +800,11 @@ impl Agent {
             parent.as_ref().map(|p| p.backup.clone()),
             now_ms(),
             RecoveryPoint {
-                time_ms: cut.time_ms,
+                time_ms: if defect::active(Defect::LateRecoveryPoint) {
+                    now_ms()
+                } else {
+                    cut.time_ms
+                },
                 seq: cut.seq,
             },
             &cut.records,
@@ -946,9 +950,20 @@ impl Agent {
         // Nothing partial may be left looking complete: empty the target, or
         // say that it still holds a partial restore (its nodes keep the
         // restoring label until a restore ends).
-        let cleaned = tokio::time::timeout(reserve, crate::bolt::wipe(&graph))
-            .await
-            .unwrap_or_else(|_| Err(format!("not done within {reserve:?}")));
+        // A cut link may come back: keep trying until the reserve is spent.
+        let cleaned = tokio::time::timeout(reserve, async {
+            let mut last = String::new();
+            for wait in [0u64, 1, 2, 4, 8, 16, 30, 60, 60, 60] {
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+                match crate::bolt::wipe(&graph).await {
+                    Ok(()) => return Ok(()),
+                    Err(w) => last = w,
+                }
+            }
+            Err(last)
+        })
+        .await
+        .unwrap_or_else(|_| Err(format!("not done within {reserve:?}")));
         match cleaned {
             Ok(()) => e.message.push_str("; the partial restore was removed"),
             Err(w) => e.message.push_str(&format!(
