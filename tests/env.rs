@@ -2,6 +2,8 @@
 //! fault has an observable effect, and its heal removes that effect.
 
 mod common;
+#[path = "env/judge_reader.rs"]
+mod judge_reader;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
