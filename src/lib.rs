@@ -36,9 +36,13 @@ pub mod scenario;
 pub mod workload;
 
 /// Logs to stderr, filtered by the environment variable `var` (tracing's
-/// env-filter syntax), by default `info` without the Bolt driver's chatter.
+/// env-filter syntax), by default `info` without the Bolt driver's chatter;
+/// in colour only on a terminal, and never with `NO_COLOR` set.
 pub fn init_logging(var: &str) {
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
+        .with_ansi(colour)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env(var)
                 .unwrap_or_else(|_| "info,neo4rs=warn".into()),

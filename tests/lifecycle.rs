@@ -80,6 +80,10 @@ fn env_down_from_another_process_stops_everything_and_frees_its_ports() {
         "{}",
         String::from_utf8_lossy(&up.stderr)
     );
+    // Its log lines went to a pipe, not a terminal: plain text, no colour.
+    let log = String::from_utf8_lossy(&up.stderr);
+    assert!(log.contains(" INFO "), "{log}");
+    assert!(!log.contains('\x1b'), "ANSI codes off a terminal: {log:?}");
     let state = EnvState::load(&d).unwrap();
     assert_all_up(&state);
 
