@@ -25,6 +25,16 @@ fn graphdrill(args: &[&str], envs: &[(&str, &str)]) -> Output {
 /// Runs scenarios in the shared environment; returns the exit code and
 /// the reports, by scenario name.
 async fn run(paths: &[&str], envs: &[(&'static str, &'static str)]) -> (i32, Vec<Value>, String) {
+    let reports = tempfile::tempdir().unwrap();
+    run_into(reports.path(), paths, envs).await
+}
+
+/// [`run`], with the run folders kept in `reports`.
+async fn run_into(
+    reports: &Path,
+    paths: &[&str],
+    envs: &[(&'static str, &'static str)],
+) -> (i32, Vec<Value>, String) {
     let env = shared_env();
     let name = env
         .dir()
@@ -32,8 +42,7 @@ async fn run(paths: &[&str], envs: &[(&'static str, &'static str)]) -> (i32, Vec
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    let reports = tempfile::tempdir().unwrap();
-    let dir = reports.path().to_string_lossy().into_owned();
+    let dir = reports.to_string_lossy().into_owned();
     let mut args: Vec<String> = vec![
         "run".into(),
         "--env-name".into(),
@@ -51,7 +60,7 @@ async fn run(paths: &[&str], envs: &[(&'static str, &'static str)]) -> (i32, Vec
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(reports.path()).unwrap().flatten() {
+    for entry in std::fs::read_dir(reports).unwrap().flatten() {
         let path = entry.path();
         if entry.file_name() == "latest" || !path.is_dir() {
             continue;
@@ -271,36 +280,9 @@ fn verdicts(report: &Value) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stored_run_judged_again_gets_its_verdicts_and_a_missing_file_is_named() {
     let _guard = serial().await;
-    let env = shared_env();
-    let name = env
-        .dir()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
     let reports = tempfile::tempdir().unwrap();
-    let dir = reports.path().to_string_lossy().into_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        graphdrill(
-            &[
-                "run",
-                "--env-name",
-                &name,
-                "--report-dir",
-                &dir,
-                "scenarios/smoke",
-            ],
-            &[],
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, _, stderr) = run_into(reports.path(), &["scenarios/smoke"], &[]).await;
+    assert_eq!(code, 0, "{stderr}");
     let run = reports.path().join("latest");
     let read = |run: &Path| -> Value {
         serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap()

@@ -203,7 +203,8 @@ fn steps(ev: &Evidence, _: &Context) -> Vec<CheckResult> {
 
 fn restores(ev: &Evidence, ctx: &Context) -> Vec<CheckResult> {
     let expect = &ev.scenario.expect;
-    let foreign = ctx.foreign.clone().unwrap_or_default();
+    let none = Foreign::default();
+    let foreign = ctx.foreign.as_ref().unwrap_or(&none);
     let mut out = Vec::new();
     for r in &ev.restores {
         if r.job.state == JobState::Failed {

@@ -240,15 +240,6 @@ impl Foreign {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-            && self.rel_types.is_empty()
-            && self.props.is_empty()
-            && self.unnamed_nodes.is_empty()
-            && self.schema.is_empty()
-            && self.triggers.is_empty()
-    }
-
     /// `g` without what is foreign: foreign labels, property keys, schema
     /// and relationship types; nodes without the harness id whose every
     /// label is foreign, and their relationships. Any other entity without
