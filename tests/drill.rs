@@ -183,7 +183,7 @@ async fn the_correct_agent_passes_every_shipped_scenario() {
 
 /// Each defect, a scenario that provokes it, and the check that must catch it.
 #[cfg(feature = "defects")]
-const DEFECTS: [(&str, &str, &str); 9] = [
+const DEFECTS: [(&str, &str, &str); 8] = [
     ("early-success", "smoke", "agent-claims"),
     ("retry-access-denied", "access-denied", "step[2]"),
     ("drop-deletions", "smoke", "consistency[step 3]"),
@@ -202,13 +202,9 @@ const DEFECTS: [(&str, &str, &str); 9] = [
         "consistency[step 1]",
     ),
     // A recovery point claimed late: past the backup's end under a fast
-    // clock, and past writes the backup lacks without one.
+    // clock. (Without skew the late stamp lies only milliseconds past the
+    // cut and was caught once in two runs: not a proof, so not listed.)
     ("late-recovery-point", "clock-skew", "rpo[step 3]"),
-    (
-        "late-recovery-point",
-        "incremental-chain-under-load",
-        "rpo[step 6]",
-    ),
 ];
 
 /// Checks that still pass under a defect: proof that the agent's own view
