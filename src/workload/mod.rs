@@ -380,7 +380,9 @@ fn bolt_props(props: &BTreeMap<String, PropValue>) -> BoltType {
 }
 
 /// Runs `writes` in one transaction. An error before the commit is a
-/// definite failure; one during the commit leaves the outcome unknown.
+/// definite failure, and so is a commit the server refused with a client or
+/// transient error (Neo4j's status codes say both roll back: a deadlock,
+/// for one). Any other error during the commit leaves the outcome unknown.
 async fn execute(graph: &Graph, writes: &[Write]) -> Result<(), (Phase, String)> {
     let fail = |e: neo4rs::Error| (Phase::Fail, e.to_string());
     let mut txn = graph.start_txn().await.map_err(fail)?;
@@ -455,7 +457,21 @@ async fn execute(graph: &Graph, writes: &[Write]) -> Result<(), (Phase, String)>
             ));
         }
     }
-    txn.commit()
-        .await
-        .map_err(|e| (Phase::Info, format!("commit: {e}")))
+    txn.commit().await.map_err(|e| {
+        let phase = if rolled_back(&e) {
+            Phase::Fail
+        } else {
+            Phase::Info
+        };
+        (phase, format!("commit: {e}"))
+    })
+}
+
+/// Whether the server answered with an error its status code documents as
+/// rolling the transaction back (`Neo.ClientError.*`, `Neo.TransientError.*`).
+fn rolled_back(e: &neo4rs::Error) -> bool {
+    let neo4rs::Error::Neo4j(e) = e else {
+        return false;
+    };
+    e.code().starts_with("Neo.ClientError.") || e.code().starts_with("Neo.TransientError.")
 }
