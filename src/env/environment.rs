@@ -126,17 +126,7 @@ impl Environment {
         let procs: BTreeMap<String, Process> = state
             .processes
             .iter()
-            .filter_map(|(name, r)| {
-                let p = match (&r.container, &backend) {
-                    (Some(id), Backend::Docker { engine, .. }) => {
-                        Process::container(name, engine.clone(), id.clone(), &r.log)
-                    }
-                    // Pid 0 would name our own process group.
-                    (None, _) if r.pid != 0 => Process::adopt(name, r.pid, &r.log),
-                    _ => return None,
-                };
-                Some((name.clone(), p))
-            })
+            .filter_map(|(name, r)| Some((name.clone(), adopt(&backend, name, r)?)))
             .collect();
         Ok(Environment {
             dir: dir.to_path_buf(),
@@ -197,6 +187,18 @@ impl Environment {
         let mut procs: Vec<Process> = std::mem::take(&mut *lock(&self.procs))
             .into_values()
             .collect();
+        // Another process attached to this environment (a drill, `env`)
+        // may have restarted a component: what it recorded is stopped too.
+        if let Ok(recorded) = EnvState::load(&self.dir) {
+            for (name, r) in &recorded.processes {
+                let known = procs
+                    .iter()
+                    .any(|p| p.pid() == r.pid && p.container_id() == r.container.as_deref());
+                if !known && let Some(p) = adopt(&self.backend, name, r) {
+                    procs.push(p);
+                }
+            }
+        }
         if procs.is_empty() && !EnvState::path(&self.dir).exists() {
             return;
         }
@@ -464,5 +466,17 @@ impl PortPicker {
                 return Ok(p);
             }
         }
+    }
+}
+
+/// A process or container another process recorded, to be followed or stopped.
+fn adopt(backend: &Backend, name: &str, r: &ProcessRecord) -> Option<Process> {
+    match (&r.container, backend) {
+        (Some(id), Backend::Docker { engine, .. }) => {
+            Some(Process::container(name, engine.clone(), id.clone(), &r.log))
+        }
+        // Pid 0 would name our own process group.
+        (None, _) if r.pid != 0 => Some(Process::adopt(name, r.pid, &r.log)),
+        _ => None,
     }
 }
