@@ -173,6 +173,16 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// Whether a backup the agent called successful could be read back from
+/// storage by the judge's own reader ([`crate::repository`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InStorage {
+    pub restorable: bool,
+    /// What was read (the chain, chunks and bytes), or the first broken
+    /// promise, naming the object.
+    pub detail: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
@@ -202,10 +212,10 @@ pub enum EventKind {
         /// When the runner asked for it and saw it end, by its own clock.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seen: Option<Seen>,
-        /// Whether the backup's catalog entry was in storage when the
-        /// runner first saw the job succeed (backups only).
+        /// What the judge's reader found in storage when the runner first
+        /// saw the job succeed (backups only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        catalog_present: Option<bool>,
+        in_storage: Option<InStorage>,
     },
     /// A restore finished and the runner could query the restored graph.
     Queryable {

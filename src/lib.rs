@@ -22,7 +22,6 @@
 pub use graph_agent_api as api;
 
 pub mod bolt;
-pub mod catalog;
 pub mod check;
 pub mod drill;
 pub mod env;
@@ -31,6 +30,7 @@ pub mod fault;
 pub mod graph;
 pub mod history;
 pub mod report;
+pub mod repository;
 pub mod s3;
 pub mod scenario;
 pub mod workload;

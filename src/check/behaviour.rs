@@ -151,27 +151,27 @@ pub fn job_expectation(
     .measure(Measure::new("attempts", job.attempts))
 }
 
-/// Every backup the agent called successful had its catalog entry (written
-/// last, after every object) in storage when the runner saw the success.
+/// Every backup the agent called successful could be read back from
+/// storage, whole, by the judge's own reader when the runner saw the success.
 pub fn claims(events: &[Event]) -> CheckResult {
     let mut checked = 0;
     let mut false_claims = Vec::new();
     for e in events {
         if let EventKind::Job {
             job,
-            catalog_present,
+            in_storage: Some(found),
             ..
         } = &e.kind
             && job.state == JobState::Succeeded
-            && let Some(present) = catalog_present
         {
             checked += 1;
-            if !present {
+            if !found.restorable {
                 false_claims.push(format!(
-                    "backup {} (job {}) reported succeeded but its catalog entry is not in tier `{}`",
+                    "backup {} (job {}) reported succeeded but cannot be read back from tier `{}`: {}",
                     job.backup.as_deref().unwrap_or("?"),
                     job.id,
-                    job.tier
+                    job.tier,
+                    found.detail
                 ));
             }
         }
@@ -185,7 +185,7 @@ pub fn claims(events: &[Event]) -> CheckResult {
         "agent-claims",
         status,
         format!(
-            "{checked} successful backups checked in storage, {} false claims",
+            "{checked} successful backups read back from storage, {} false claims",
             false_claims.len()
         ),
     )
@@ -423,6 +423,7 @@ pub fn no_secrets(files: &[(String, Vec<u8>)], secrets: &[Fingerprint]) -> Check
 mod tests {
     use super::*;
     use crate::api::{Failure, JobKind};
+    use crate::history::InStorage;
 
     fn job(state: JobState, finished: Option<u64>) -> Job {
         Job {
@@ -444,14 +445,18 @@ mod tests {
         }
     }
 
-    fn event(job: Job, catalog_present: Option<bool>) -> Event {
+    /// A job's end; for a backup, whether the judge read it back from storage.
+    fn event(job: Job, restorable: Option<bool>) -> Event {
         Event {
             time_ms: 20_000,
             kind: EventKind::Job {
                 step: 0,
                 job: Box::new(job),
                 seen: None,
-                catalog_present,
+                in_storage: restorable.map(|restorable| InStorage {
+                    restorable,
+                    detail: "`chunks/ab/ab12` is missing".into(),
+                }),
             },
         }
     }
@@ -534,7 +539,7 @@ mod tests {
                 step: 0,
                 job: Box::new(j),
                 seen: Some(seen),
-                catalog_present: None,
+                in_storage: None,
             },
         }];
         // Deadline 10 s (+5 s grace) by the agent's word; 40 s by the runner's.
@@ -542,11 +547,16 @@ mod tests {
     }
 
     #[test]
-    fn a_success_without_its_catalog_entry_is_a_false_claim() {
+    fn a_success_storage_cannot_give_back_is_a_false_claim() {
         let good = [event(job(JobState::Succeeded, Some(5)), Some(true))];
         assert_eq!(claims(&good).status, Status::Pass);
         let bad = [event(job(JobState::Succeeded, Some(5)), Some(false))];
-        assert_eq!(claims(&bad).status, Status::Fail);
+        let result = claims(&bad);
+        assert_eq!(result.status, Status::Fail);
+        assert!(
+            result.details[0].contains("`chunks/ab/ab12` is missing"),
+            "{result:?}"
+        );
         assert_eq!(claims(&[]).status, Status::Unknown);
     }
 

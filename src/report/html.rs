@@ -192,16 +192,14 @@ fn event_log(out: &mut String, report: &Report) {
             }
             EventKind::FaultHealed { fault, what } => ("fault", format!("{fault} healed: {what}")),
             EventKind::Job {
-                job,
-                catalog_present,
-                ..
+                job, in_storage, ..
             } => {
                 let mut text = format!("{}: {}", job_name(job), name_of(&job.state));
                 if let Some(f) = &job.failure {
                     let _ = write!(text, " ({}: {})", name_of(&f.class), f.message);
                 }
-                if *catalog_present == Some(false) {
-                    text.push_str("; catalog entry missing when first seen succeeded");
+                if let Some(found) = in_storage.as_ref().filter(|f| !f.restorable) {
+                    let _ = write!(text, "; not restorable from storage: {}", found.detail);
                 }
                 ("job", text)
             }
@@ -387,9 +385,7 @@ impl<'a> Timeline<'a> {
         let mut bars = Vec::new();
         for e in &self.report.events {
             let EventKind::Job {
-                job,
-                catalog_present,
-                ..
+                job, in_storage, ..
             } = &e.kind
             else {
                 continue;
@@ -439,8 +435,8 @@ impl<'a> Timeline<'a> {
                 let _ = write!(label, " · {class}");
                 let _ = write!(title, "\nfailure: {class}: {}", f.message);
             }
-            if *catalog_present == Some(false) {
-                title.push_str("\ncatalog entry missing when first seen succeeded");
+            if let Some(found) = in_storage.as_ref().filter(|f| !f.restorable) {
+                let _ = write!(title, "\nnot restorable from storage: {}", found.detail);
             }
             bars.push(Bar {
                 start: job.created_ms,
@@ -937,7 +933,7 @@ mod tests {
                     step: 1,
                     job: Box::new(job),
                     seen: None,
-                    catalog_present: None,
+                    in_storage: None,
                 },
             )
         })

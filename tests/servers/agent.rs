@@ -2,14 +2,12 @@
 //! the real servers: backups and restores succeed, faults end in the right
 //! failure class and never in a job stuck "in progress".
 
-mod common;
-
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{admin_graph, healthy, serial, shared_env};
+use crate::common::{admin_graph, healthy, serial, shared_env};
 use graphdrill::api::{FailureClass, Job, JobState};
 use graphdrill::drill::agent::{AgentProcess, AgentSetup};
 use graphdrill::env::{Environment, Link};
@@ -46,7 +44,7 @@ fn start_agent_with(
     let dir = tempfile::tempdir().unwrap();
     let setting = |k: &str, v: &str| (format!("GRAPH_AGENT_TRANSFER__{k}"), v.to_string());
     let setup = AgentSetup {
-        bin: common::agent_bin(),
+        bin: crate::common::agent_bin(),
         dir: dir.path().to_path_buf(),
         log: dir.path().join("agent.log"),
         overrides: vec![
@@ -161,7 +159,7 @@ async fn wipe_databases(env: &Environment) {
 /// Empties a region's bucket: each test's agent has its own key, and a
 /// repository opens only with the key that made it.
 async fn wipe_bucket(env: &Environment, region: &str) {
-    let bucket = common::admin_bucket(env, region);
+    let bucket = crate::common::admin_bucket(env, region);
     for (key, _) in bucket.list("").await.unwrap() {
         bucket.delete(&key).await.unwrap();
     }
@@ -625,7 +623,7 @@ async fn a_backup_killed_mid_upload_resumes_without_uploading_twice() {
     let env = shared_env();
     wipe_databases(env).await;
     wipe_bucket(env, "s3-archive").await;
-    let archive = common::admin_bucket(env, "s3-archive");
+    let archive = crate::common::admin_bucket(env, "s3-archive");
     admin_graph(env, "neo4j")
         .await
         .run(query(
@@ -724,7 +722,7 @@ async fn a_copy_to_the_archive_tier_does_not_read_the_database() {
     cut_off.heal(env).await.unwrap();
     assert_eq!(copy.state, JobState::Succeeded, "{copy:?}");
 
-    let archived = common::admin_bucket(env, "s3-archive")
+    let archived = crate::common::admin_bucket(env, "s3-archive")
         .list("catalog/")
         .await
         .unwrap();
@@ -742,7 +740,7 @@ async fn a_copy_to_the_archive_tier_does_not_read_the_database() {
 
 /// Runs one `graph-agent` command in the foreground; returns the job it printed.
 fn run_cli(config: &std::path::Path, args: &[&str]) -> Job {
-    let out = Command::new(common::agent_bin())
+    let out = Command::new(crate::common::agent_bin())
         .arg("--config")
         .arg(config)
         .args(args)

@@ -1,9 +1,10 @@
-//! One real environment shared by the tests of a test binary: started on
-//! first use, stopped when the binary exits. Tests that inject faults hold
-//! [`serial`], the others [`healthy`], so one test's fault never lands in
-//! another's measurement.
-
-#![allow(dead_code)] // each test binary uses a different part
+//! What the tests on real servers share: one real environment, started on
+//! first use and stopped when the binary exits, and the lock that orders
+//! them. Tests that inject faults or load the machine (drills, whole
+//! environments, containers, Chromium) hold [`serial`]; the others hold
+//! [`healthy`], so one test's fault never lands in another's measurement.
+//! (Running drills side by side was tried: on two cores, jobs then missed
+//! their deadlines and timeouts fired, so heavy tests take turns.)
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -30,7 +31,8 @@ fn sweep_stale_test_envs(home: &std::path::Path) {
         return;
     };
     for entry in entries.flatten() {
-        if left_by_dead_test(&entry.file_name().to_string_lossy(), "test-") {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if left_by_dead_test(&name, "test-") {
             if let Ok(stale) = Environment::attach(home, &entry.path()) {
                 stale.down();
             }
@@ -75,12 +77,19 @@ pub fn shared_env() -> &'static Environment {
     })
 }
 
-/// Held by a test that injects faults: no other test runs meanwhile.
+/// Held by a test that injects faults or loads the machine: no other
+/// test on real servers runs meanwhile.
 pub async fn serial() -> RwLockWriteGuard<'static, ()> {
     FAULTS.write().await
 }
 
-/// Held by a test that needs a healthy environment: no fault test runs meanwhile.
+/// [`serial`], for a test outside any async runtime.
+pub fn serial_blocking() -> RwLockWriteGuard<'static, ()> {
+    FAULTS.blocking_write()
+}
+
+/// Held by a test that needs a healthy shared environment: no fault test
+/// runs meanwhile.
 pub async fn healthy() -> RwLockReadGuard<'static, ()> {
     FAULTS.read().await
 }
@@ -125,8 +134,9 @@ pub async fn scalar(graph: &neo4rs::Graph, q: neo4rs::Query) -> Result<i64, Stri
 }
 
 /// Makes sure `file` is there, installing Debian's `package` with apt-get
-/// if not (once per test binary and package); panics with apt's own words
-/// when that fails, so a test never passes without what it checks.
+/// if not (once per package, the package lists once per run); panics with
+/// apt's own words when that fails, so a test never passes without what it
+/// checks.
 pub fn ensure_debian_package(package: &str, file: &Path) {
     static DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
@@ -138,11 +148,11 @@ pub fn ensure_debian_package(package: &str, file: &Path) {
         );
         return;
     }
+    // The package lists are fetched once, before the first install.
+    let update = done.is_empty().then_some(&["update", "-q"][..]);
     done.push(package.to_string());
-    for args in [
-        &["update", "-q"][..],
-        &["install", "-y", "-q", "--no-install-recommends", package],
-    ] {
+    let install = ["install", "-y", "-q", "--no-install-recommends", package];
+    for args in update.into_iter().chain([&install[..]]) {
         let out = Command::new("apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")

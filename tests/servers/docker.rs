@@ -1,15 +1,13 @@
 //! The container backend on a real Docker engine: a private dockerd
 //! (`scripts/private-dockerd`, stopped by pid), images built here without a
 //! registry (`scripts/build-local-images`), and `graphdrill run --backend
-//! docker` judged against `--backend local`. Skips, saying why, only where
+//! docker` judged against the drill tests' local run of the same scenarios. Skips, saying why, only where
 //! no engine can be started or run a container.
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -27,8 +25,6 @@ struct Engine {
 }
 
 static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
-/// One drill at a time: the machine has two cores.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 fn stop_private_engine(dir: &Path) {
     let _ = Command::new(format!("{ROOT}/scripts/private-dockerd"))
@@ -47,7 +43,7 @@ extern "C" fn stop_engine() {
 /// Stops engines left by test binaries that were killed.
 fn stop_stale_engines() {
     for entry in std::fs::read_dir("/tmp").into_iter().flatten().flatten() {
-        if common::left_by_dead_test(&entry.file_name().to_string_lossy(), "gd-dockerd-") {
+        if crate::common::left_by_dead_test(&entry.file_name().to_string_lossy(), "gd-dockerd-") {
             stop_private_engine(&entry.path());
         }
     }
@@ -73,7 +69,7 @@ fn start_engine() -> Result<Engine, String> {
         if unsafe { libc::geteuid() } != 0 {
             return Err("dockerd is missing, and installing it (apt) needs root".into());
         }
-        common::ensure_debian_package("docker.io", Path::new("/usr/sbin/dockerd"));
+        crate::common::ensure_debian_package("docker.io", Path::new("/usr/sbin/dockerd"));
     }
     stop_stale_engines();
     let dir = PathBuf::from(format!("/tmp/gd-dockerd-{}", std::process::id()));
@@ -102,7 +98,7 @@ fn start_engine() -> Result<Engine, String> {
     let started = Instant::now();
     let mut build = Command::new(format!("{ROOT}/scripts/build-local-images"));
     build
-        .arg(common::agent_bin())
+        .arg(crate::common::agent_bin())
         .arg(home.join("tools"))
         .env("DOCKER_HOST", &host);
     let out = succeeded(build);
@@ -198,7 +194,7 @@ fn graphdrill(engine: &Engine, args: &[&str], envs: &[(&str, &str)]) -> Command 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_graphdrill"));
     cmd.args(args)
         .current_dir(ROOT)
-        .env("GRAPHDRILL_AGENT", common::agent_bin())
+        .env("GRAPHDRILL_AGENT", crate::common::agent_bin())
         .env("GRAPHDRILL_IMAGES", &engine.images)
         .env("GRAPHDRILL_HOME", &engine.home)
         .env("DOCKER_HOST", &engine.host)
@@ -209,20 +205,19 @@ fn graphdrill(engine: &Engine, args: &[&str], envs: &[(&str, &str)]) -> Command 
     cmd
 }
 
-/// One `graphdrill run` on `backend`: exit code, reports by scenario,
+/// One `graphdrill run --backend docker`: exit code, reports by scenario,
 /// wall time, stderr.
 fn run(
     engine: &Engine,
-    backend: &str,
     scenarios: &[&str],
     envs: &[(&str, &str)],
 ) -> (i32, BTreeMap<String, Value>, Duration, String) {
     let reports = tempfile::tempdir().unwrap();
-    let env_name = format!("docker-test-{backend}-{}", std::process::id());
+    let env_name = format!("docker-test-{}", std::process::id());
     let mut args = vec![
         "run",
         "--backend",
-        backend,
+        "docker",
         "--env-name",
         &env_name,
         "--report-dir",
@@ -272,25 +267,26 @@ const SCENARIOS: [&str; 4] = [
 
 #[test]
 fn smoke_access_denied_region_loss_and_clock_skew_give_the_same_verdicts_on_docker_as_on_local() {
+    let _serial = crate::common::serial_blocking();
     let Some(engine) = engine_or_skip("same verdicts") else {
         return;
     };
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if graphdrill::drill::agent::faketime_lib().is_none() {
         let lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-        common::ensure_debian_package("faketime", Path::new(lib));
+        crate::common::ensure_debian_package("faketime", Path::new(lib));
     }
-    let (code_d, docker_reports, took_d, err_d) = run(engine, "docker", &SCENARIOS, &[]);
+    let (code_d, docker_reports, took_d, err_d) = run(engine, &SCENARIOS, &[]);
     assert_eq!(code_d, 0, "docker backend:\n{err_d}");
     assert!(
         leftovers(&engine.host).is_empty(),
         "the docker run left {:?}",
         leftovers(&engine.host)
     );
-    let home = graphdrill::env::home().unwrap();
-    let real_home = [("GRAPHDRILL_HOME", home.to_str().unwrap())];
-    let (code_l, local_reports, took_l, err_l) = run(engine, "local", &SCENARIOS, &real_home);
-    assert_eq!(code_l, 0, "local backend:\n{err_l}");
+    // The local backend's verdicts: from the one local run of every
+    // shipped scenario, which the drill tests judge too.
+    let local = crate::drill::shipped_run();
+    assert_eq!(local.code, 0, "local backend:\n{}", local.stderr);
+    let local_reports = &local.reports;
     assert_eq!(docker_reports.len(), SCENARIOS.len(), "{err_d}");
     assert!(
         !engine.home.join("tools").exists(),
@@ -317,11 +313,10 @@ fn smoke_access_denied_region_loss_and_clock_skew_give_the_same_verdicts_on_dock
     };
     eprintln!(
         "smoke alone: docker {:.1} s, local {:.1} s; all four with the environment's start and \
-         stop: docker {:.1} s, local {:.1} s",
+         stop: docker {:.1} s",
         secs(&docker_reports["smoke"]),
         secs(&local_reports["smoke"]),
         took_d.as_secs_f64(),
-        took_l.as_secs_f64()
     );
 }
 
@@ -329,13 +324,12 @@ fn smoke_access_denied_region_loss_and_clock_skew_give_the_same_verdicts_on_dock
 #[cfg(feature = "defects")]
 #[test]
 fn a_defective_agent_fails_the_drill_on_docker_too() {
+    let _serial = crate::common::serial_blocking();
     let Some(engine) = engine_or_skip("defect on docker") else {
         return;
     };
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let (code, reports, _, err) = run(
         engine,
-        "docker",
         &["scenarios/smoke"],
         &[("GRAPH_AGENT_DEFECTS", "early-success")],
     );
@@ -377,10 +371,10 @@ fn drill_until_agent_runs(engine: &Engine, env_name: &str) -> Child {
 
 #[test]
 fn an_interrupted_or_killed_docker_drill_leaves_no_container() {
+    let _serial = crate::common::serial_blocking();
     let Some(engine) = engine_or_skip("no containers left") else {
         return;
     };
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // Ctrl-C mid-drill: graphdrill removes everything before it exits.
     let mut child = drill_until_agent_runs(engine, "docker-test-interrupted");
     let running = listed(&engine.host, &["ps", "-q"]).len();
@@ -415,10 +409,10 @@ fn an_interrupted_or_killed_docker_drill_leaves_no_container() {
 
 #[test]
 fn a_paused_agent_container_sends_no_heartbeat_until_resumed() {
+    let _serial = crate::common::serial_blocking();
     let Some(engine) = engine_or_skip("agent pause") else {
         return;
     };
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("pause.toml");
     std::fs::write(
@@ -494,10 +488,10 @@ fn a_paused_agent_container_sends_no_heartbeat_until_resumed() {
 
 #[test]
 fn env_down_from_another_process_stops_a_detached_docker_environment_and_logs_its_shutdown() {
+    let _serial = crate::common::serial_blocking();
     let Some(engine) = engine_or_skip("detached env") else {
         return;
     };
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let name = "docker-test-detached";
     succeeded(graphdrill(
         engine,

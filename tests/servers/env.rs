@@ -1,8 +1,6 @@
 //! The environment and its fault primitives against the real servers: every
 //! fault has an observable effect, and its heal removes that effect.
 
-mod common;
-#[path = "env/judge_reader.rs"]
 mod judge_reader;
 
 use std::io::{Read, Write};
@@ -11,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     admin_bucket, admin_graph, agent_bucket, agent_graph, healthy, left_by_dead_test, scalar,
     serial, shared_env,
 };
@@ -435,7 +433,10 @@ fn run(program: &str, args: &[&str]) -> Result<String, String> {
 /// SeaweedFS by default turns every volume read-only below 1 % free disk:
 /// on a big disk a build has filled, writes hung and a region restarted by
 /// a drill never became ready (the CI failure of region-loss). A region
-/// must take writes there, before and after losing its data.
+/// must take writes there, before and after losing its data. The loss and
+/// the restart are made by a second handle on the environment, as a drill
+/// process does: stopping the first must still stop the restarted server
+/// (it was once left running).
 #[tokio::test]
 async fn s3_regions_take_writes_on_a_big_disk_with_under_one_percent_free() {
     let _guard = serial().await; // two more Neo4j: keep timing tests apart
@@ -458,13 +459,20 @@ async fn s3_regions_take_writes_on_a_big_disk_with_under_one_percent_free() {
     let env = Environment::up(&env::home().unwrap(), &opts)
         .await
         .unwrap_or_else(|e| panic!("environment on a nearly full disk: {e}"));
+    let other = Environment::attach(&env::home().unwrap(), env.dir()).unwrap();
     let wiped = RegionLoss::new("s3-primary", true);
-    wiped.inject(&env).await.unwrap();
-    let healed = wiped.heal(&env).await;
+    wiped.inject(&other).await.unwrap();
+    let healed = wiped.heal(&other).await;
     let put = agent_bucket(&env, "s3-primary", SHORT)
         .put("full-disk/after", vec![7; 64 * 1024])
         .await;
+    let restarted = other.state().processes["s3-primary"].pid;
+    other.detach();
     env.down();
     healed.unwrap();
     put.unwrap();
+    assert!(
+        !graphdrill::env::process::group_alive(restarted),
+        "the restarted s3-primary (pid {restarted}) outlived `down`"
+    );
 }

@@ -68,6 +68,8 @@ fn assert_all_up(state: &EnvState) {
 
 #[test]
 fn env_down_from_another_process_stops_everything_and_frees_its_ports() {
+    // A whole environment starts: nothing else runs meanwhile.
+    let _serial = crate::common::serial_blocking();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("env");
     let up = graphdrill()
@@ -119,6 +121,8 @@ fn env_down_from_another_process_stops_everything_and_frees_its_ports() {
 
 #[test]
 fn sigint_stops_a_foreground_environment() {
+    // A whole environment starts: nothing else runs meanwhile.
+    let _serial = crate::common::serial_blocking();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("env");
     let mut child = graphdrill()
@@ -241,6 +245,8 @@ fn port_taken_by_someone_else_is_reported_with_the_servers_log() {
 
 #[test]
 fn component_crashing_at_start_is_reported_and_nothing_is_left_running() {
+    // A whole environment starts: nothing else runs meanwhile.
+    let _serial = crate::common::serial_blocking();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("env");
     // A 1 MiB heap makes the JVM exit at once: a real crash at start.

@@ -4,8 +4,6 @@
 //! installed from Debian's packages when missing; without it the test
 //! fails, it never skips.
 
-mod common;
-
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -14,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use graphdrill::api::{Failure, FailureClass, Job, JobKind, JobState};
 use graphdrill::check::{CheckResult, Measure, Status};
-use graphdrill::history::{Event, EventKind};
+use graphdrill::history::{Event, EventKind, InStorage};
 use graphdrill::report::{self, Report, SCHEMA_VERSION};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -83,7 +81,7 @@ fn drill() -> Report {
                     }),
                 ),
                 seen: None,
-                catalog_present: None,
+                in_storage: None,
             },
         ),
         at(
@@ -115,7 +113,10 @@ fn drill() -> Report {
                 step: 1,
                 job: job("j2", JobState::Succeeded, 28, 41, None),
                 seen: None,
-                catalog_present: Some(true),
+                in_storage: Some(InStorage {
+                    restorable: true,
+                    detail: "1 backup, 3 chunks, 20000 bytes".into(),
+                }),
             },
         ),
         at(
@@ -232,7 +233,9 @@ fn chromium(dir: &Path, name: &str, args: &[String], url: &str) -> ExitStatus {
 
 #[test]
 fn the_html_report_paints_in_chromium_with_its_timeline_and_every_check() {
-    common::ensure_debian_package("chromium", Path::new(CHROMIUM));
+    // Chromium loads both cores: nothing else runs meanwhile.
+    let _serial = crate::common::serial_blocking();
+    crate::common::ensure_debian_package("chromium", Path::new(CHROMIUM));
     let dir = tempfile::tempdir().unwrap();
     let report = drill();
     let written = report::write(dir.path(), &report).unwrap();

@@ -22,8 +22,9 @@ pub enum Defect {
     /// Reads integers -16..=-1 as 240..=255 (neo4rs 0.8's one-byte integer
     /// bug), in its export and so in its own restore check alike.
     TinyNegativeInts,
-    /// Stamps the recovery point with the agent's wall clock once the cut
-    /// is taken and encoded, not the database's time under the cut's lock.
+    /// Stamps the recovery point with the agent's wall clock when the
+    /// manifest is sealed, after the upload, not the database's time under
+    /// the cut's lock: writes acknowledged during the upload are claimed.
     LateRecoveryPoint,
 }
 

@@ -800,11 +800,7 @@ impl Agent {
             parent.as_ref().map(|p| p.backup.clone()),
             now_ms(),
             RecoveryPoint {
-                time_ms: if defect::active(Defect::LateRecoveryPoint) {
-                    now_ms()
-                } else {
-                    cut.time_ms
-                },
+                time_ms: cut.time_ms,
                 seq: cut.seq,
             },
             &cut.records,

@@ -347,6 +347,9 @@ impl Repository {
             .try_collect()
             .await?;
 
+        if crate::defect::active(crate::defect::Defect::LateRecoveryPoint) {
+            manifest.recovery_point.time_ms = crate::service::now_ms();
+        }
         manifest.format = FORMAT_VERSION;
         manifest.raw_bytes = stream.len() as u64;
         manifest.merkle_root = hex::encode(merkle::root(&names));

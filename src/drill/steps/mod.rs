@@ -1,0 +1,652 @@
+//! One drill's state and the steps of its timeline. Each step does one
+//! thing to the environment or the agent and records what it saw; judging
+//! happens later, over the records.
+
+mod faults;
+mod jobs;
+mod restore;
+mod storage;
+
+use faults::Injected;
+use jobs::Pending;
+use storage::Storage;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use neo4rs::query;
+use serde_json::json;
+
+use super::agent::{AgentProcess, AgentSetup};
+use super::store::{Events, RunStore};
+use super::{Progress, RunOptions, heartbeat};
+use crate::api::{Job, JobKind, JobState};
+use crate::check::behaviour::Expectation;
+use crate::env::toxiproxy::{Toxic, ToxicKind};
+use crate::env::{self, Environment, load_s3_credentials};
+use crate::evidence::{self, ExpectRecord, Fingerprint, HeartbeatWindow, RestoreRecord};
+use crate::fault::{self, AccessDenied, Fault, LinkToxic, Partition, RegionLoss, RotatePassword};
+use crate::graph::{self, Graph, Inventory};
+use crate::history::{EventKind, InStorage, Op, Seen, now_ms};
+use crate::repository::envelope::Keys;
+use crate::repository::{Objects, Reader, catalog};
+use crate::s3::Bucket;
+use crate::scenario::{
+    AgentAction, ExpectedState, FaultKind, FaultStep, JobExpect, KeyAction, Neo4jAction,
+    RegionAction, Scenario, Step, Tier,
+};
+use crate::workload::{self, Plan, WorkloadError, fixture};
+
+/// A job may outlive its deadline by this much before the runner stops waiting.
+const FOLLOW_GRACE: Duration = Duration::from_secs(15);
+
+pub struct Drill<'a> {
+    env: Arc<Environment>,
+    storage: Storage,
+    scenario: &'a Scenario,
+    store: &'a RunStore,
+    opts: &'a RunOptions,
+    progress: &'a Progress,
+    agent: Option<AgentProcess>,
+    receiver: Option<heartbeat::Receiver>,
+    workload: Option<tokio::task::JoinHandle<Result<Vec<Op>, WorkloadError>>>,
+    ops: Vec<Op>,
+    base: Graph,
+    faults: Vec<Injected>,
+    pending: Vec<Pending>,
+    /// Successful backups per tier, oldest first.
+    backups: BTreeMap<Tier, Vec<String>>,
+    /// Backup step id → backup id.
+    named: BTreeMap<String, String>,
+    restores: Vec<RestoreRecord>,
+    expectations: Vec<ExpectRecord>,
+    heartbeat_windows: Vec<HeartbeatWindow>,
+    source_subgraphs: BTreeMap<String, BTreeSet<String>>,
+    source_inventory: Option<Inventory>,
+    catalogs: BTreeMap<String, Vec<String>>,
+    secrets: Vec<(String, String)>,
+    keys_made: u32,
+}
+
+/// One line naming a step, for progress and reports.
+pub fn describe(step: &Step) -> String {
+    let expect = |e: &Option<JobExpect>| match e {
+        Some(JobExpect {
+            state: ExpectedState::Failed,
+            class,
+            ..
+        }) => format!(
+            " (expect failure{})",
+            class.map_or(String::new(), |c| format!(" {c:?}"))
+        ),
+        _ => String::new(),
+    };
+    if let Some(b) = &step.backup {
+        format!(
+            "backup {:?} → {}{}",
+            b.kind,
+            b.tier.name(),
+            expect(&b.expect)
+        )
+    } else if let Some(r) = &step.restore {
+        format!(
+            "restore {} from {}{}",
+            r.backup,
+            r.tier.name(),
+            expect(&r.expect)
+        )
+    } else if let Some(v) = &step.verify {
+        format!(
+            "verify {} in {}{}",
+            v.backup,
+            v.tier.name(),
+            expect(&v.expect)
+        )
+    } else if let Some(c) = &step.copy {
+        format!("copy {} {} → {}", c.backup, c.from.name(), c.to.name())
+    } else if let Some(f) = &step.fault {
+        let target = f
+            .link
+            .map(|l| l.link().to_string())
+            .or(f.region.map(|r| r.component().to_string()))
+            .unwrap_or_default();
+        let dur = f.duration.map_or(String::new(), |d| format!(" for {d}"));
+        format!("fault {:?} on {target}{dur}", f.kind)
+    } else if step.heal.is_some() {
+        "heal all faults".into()
+    } else if let Some(w) = step.wait {
+        format!("wait {w}")
+    } else if let Some(a) = step.agent {
+        format!("agent {a:?}")
+    } else if let Some(r) = &step.region {
+        format!(
+            "region {:?} {:?}{}",
+            r.region,
+            r.action,
+            if r.wipe { " (data wiped)" } else { "" }
+        )
+    } else if let Some(n) = step.neo4j {
+        format!("neo4j {n:?}")
+    } else if let Some(k) = step.key {
+        format!("key {k:?}")
+    } else if let Some(c) = step.clock {
+        format!("agent clock {:+} s", c.ms / 1000)
+    } else {
+        "wait for the workload".into()
+    }
+}
+
+/// Scenario `[agent]` overrides as graph-agent's environment variables.
+fn overrides(scenario: &Scenario) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (section, fields) in &scenario.agent {
+        for (field, value) in fields {
+            let v = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.push((
+                format!(
+                    "{}{}__{}",
+                    super::agent::ENV_PREFIX,
+                    section.to_uppercase(),
+                    field.to_uppercase()
+                ),
+                v,
+            ));
+        }
+    }
+    out
+}
+
+impl<'a> Drill<'a> {
+    pub fn new(
+        env: Arc<Environment>,
+        scenario: &'a Scenario,
+        store: &'a RunStore,
+        opts: &'a RunOptions,
+        progress: &'a Progress,
+    ) -> Self {
+        let storage = Storage {
+            env: env.clone(),
+            snapshots: agent_dir(&env, store).join("snapshots"),
+            masters: Default::default(),
+        };
+        Self {
+            storage,
+            env,
+            scenario,
+            store,
+            opts,
+            progress,
+            agent: None,
+            receiver: None,
+            workload: None,
+            ops: Vec::new(),
+            base: Graph::default(),
+            faults: Vec::new(),
+            pending: Vec::new(),
+            backups: BTreeMap::new(),
+            named: BTreeMap::new(),
+            restores: Vec::new(),
+            expectations: Vec::new(),
+            heartbeat_windows: Vec::new(),
+            source_subgraphs: BTreeMap::new(),
+            source_inventory: None,
+            catalogs: BTreeMap::new(),
+            secrets: Vec::new(),
+            keys_made: 0,
+        }
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.store.events
+    }
+
+    async fn admin(&self, instance: &str) -> Result<neo4rs::Graph, String> {
+        env::neo4j::admin(&self.env.state().neo4j[instance], "neo4j")
+            .await
+            .map_err(|e| format!("neo4j `{instance}` as admin: {e}"))
+    }
+
+    /// A key for this drill, the same for the same seed.
+    fn next_key(&mut self) -> (String, [u8; 32]) {
+        self.keys_made += 1;
+        let mut material = self.scenario.seed.to_le_bytes().to_vec();
+        material.extend(self.keys_made.to_le_bytes());
+        let key = blake3::derive_key("graphdrill 2026 drill encryption key", &material);
+        self.secrets.push((
+            format!("encryption key {}", self.keys_made),
+            hex::encode(key),
+        ));
+        let id = format!("key-{}", self.keys_made);
+        self.storage
+            .masters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), key.to_vec());
+        (id, key)
+    }
+
+    /// Puts the environment back to clean, loads the fixture, records the
+    /// base graph, and starts the heartbeat receiver, the agent and the workload.
+    pub async fn prepare(&mut self) -> Result<(), String> {
+        fault::heal_all(&self.env)
+            .await
+            .map_err(|e| format!("heal the environment: {e}"))?;
+        let source = self.admin("neo4j").await?;
+        env::neo4j::drop_triggers(&self.env.state().neo4j["neo4j"])
+            .await
+            .map_err(|e| format!("remove an earlier agent's triggers: {e}"))?;
+        for instance in ["neo4j", "neo4j-recovery"] {
+            let g = self.admin(instance).await?;
+            crate::bolt::wipe(&g)
+                .await
+                .map_err(|e| format!("empty `{instance}`: {e}"))?;
+        }
+        for region in ["s3-primary", "s3-archive"] {
+            let bucket = self.storage.bucket(region)?;
+            let keys = bucket
+                .list("")
+                .await
+                .map_err(|e| format!("list `{region}`: {e}"))?;
+            for (key, _) in keys {
+                bucket
+                    .delete(&key)
+                    .await
+                    .map_err(|e| format!("empty `{region}`: {e}"))?;
+            }
+        }
+        let started = std::time::Instant::now();
+        self.progress.status("loading the fixture");
+        match (self.scenario.fixture_path(), self.scenario.fixture.generate) {
+            (Some(path), _) => {
+                fixture::load_file(&source, &path)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            (None, Some(g)) => {
+                fixture::generate(&source, self.scenario.seed, g.nodes, g.rels)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            (None, None) => {}
+        }
+        if self.scenario.workload.is_some() {
+            workload::install_schema(&source)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        fixture::name_entities(&source)
+            .await
+            .map_err(|e| e.to_string())?;
+        let loaded = started.elapsed();
+        self.progress.status("recording the base graph");
+        self.base = graph::read::read(&source)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.progress.line(&format!(
+            "  fixture: {} nodes, {} relationships; loaded in {:.1} s, recorded in {:.1} s",
+            self.base.nodes.len(),
+            self.base.rels.len(),
+            loaded.as_secs_f64(),
+            (started.elapsed() - loaded).as_secs_f64()
+        ));
+        self.collect_secrets();
+        let state = self.env.state();
+        self.receiver = Some(
+            heartbeat::Receiver::start(state.control_port, self.store.events.clone())
+                .await
+                .map_err(|e| format!("heartbeat receiver on port {}: {e}", state.control_port))?,
+        );
+        let token = env::random_secret(32);
+        self.secrets.push(("control token".into(), token.clone()));
+        let key = self.next_key();
+        let dir = agent_dir(&self.env, self.store);
+        let _ = std::fs::remove_dir_all(&dir);
+        let setup = AgentSetup {
+            bin: self.opts.agent_bin.clone(),
+            dir,
+            log: self.store.dir.join("logs").join("agent.log"),
+            overrides: overrides(self.scenario),
+            token,
+            keys: vec![key],
+            clock_skew_ms: 0,
+            extra: String::new(),
+        };
+        let _ = std::fs::create_dir_all(self.store.dir.join("logs"));
+        let env = self.env.clone();
+        let agent = tokio::task::spawn_blocking(move || AgentProcess::start(&env, setup))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        self.agent = Some(agent);
+        self.events().push(EventKind::Agent {
+            action: "started".into(),
+        });
+        if let Some(w) = &self.scenario.workload {
+            let plan = Plan {
+                writers: w.writers,
+                rate: w.rate,
+                duration: w.duration.0,
+                mix: w.mix,
+                seed: self.scenario.seed,
+            };
+            let graph = self.admin("neo4j").await?;
+            let sink = self.store.history.clone();
+            self.workload = Some(tokio::spawn(workload::run(graph, plan, sink)));
+        }
+        Ok(())
+    }
+
+    /// Every secret the run could leak: passwords, S3 secret keys.
+    fn collect_secrets(&mut self) {
+        let state = self.env.state();
+        for (name, n) in &state.neo4j {
+            for (who, file) in [
+                ("admin", &n.admin_password_file),
+                ("agent", &n.agent_password_file),
+            ] {
+                if let Ok(pw) = env::read_secret(file) {
+                    self.secrets.push((format!("{name} {who} password"), pw));
+                }
+            }
+        }
+        for (name, s3) in &state.s3 {
+            for (who, file) in [
+                ("admin", &s3.admin_credentials_file),
+                ("agent", &s3.agent_credentials_file),
+            ] {
+                if let Ok(c) = load_s3_credentials(file) {
+                    self.secrets
+                        .push((format!("{name} {who} secret key"), c.secret_key));
+                }
+            }
+        }
+    }
+
+    fn agent(&self) -> Result<&AgentProcess, String> {
+        self.agent
+            .as_ref()
+            .ok_or_else(|| "the agent is not running".to_string())
+    }
+
+    /// Runs one step; an error means the drill itself broke (a failed job
+    /// is not one: it is recorded and judged).
+    pub async fn step(&mut self, i: usize, step: &Step) -> Result<String, String> {
+        if let Some(b) = &step.backup {
+            let body = json!({"kind": b.kind, "tier": b.tier.name()});
+            if b.background {
+                return Ok(self.background_backup(i, step, b.tier, body).await);
+            }
+            self.settle().await;
+            let job = self
+                .job_step(i, "backups", body, describe(step), &b.expect)
+                .await;
+            self.note_backup(b.tier, step.id.as_ref(), job.as_ref());
+            return Ok(self.last_job_line());
+        }
+        if step.restore.is_some() || step.verify.is_some() || step.copy.is_some() {
+            self.settle().await;
+        }
+        if let Some(r) = &step.restore {
+            return self
+                .restore(i, r.tier, &r.backup, &r.expect, describe(step))
+                .await;
+        }
+        if let Some(v) = &step.verify {
+            let Some(backup) = self.resolve(&v.backup, v.tier) else {
+                return Ok(self.nothing_to(i, "verify", v.tier, &v.expect, describe(step)));
+            };
+            let mut body = json!({"backup": backup, "tier": v.tier.name()});
+            if let Some(s) = v.sample {
+                body["sample"] = json!(s);
+            }
+            self.job_step(i, "verify", body, describe(step), &v.expect)
+                .await;
+            return Ok(self.last_job_line());
+        }
+        if let Some(c) = &step.copy {
+            let Some(backup) = self.resolve(&c.backup, c.from) else {
+                return Ok(self.nothing_to(i, "copy", c.from, &c.expect, describe(step)));
+            };
+            let body = json!({"backup": backup, "from": c.from.name(), "to": c.to.name()});
+            let job = self
+                .job_step(i, "copies", body, describe(step), &c.expect)
+                .await;
+            if job.is_some_and(|j| j.state == JobState::Succeeded) {
+                self.backups.entry(c.to).or_default().push(backup);
+            }
+            return Ok(self.last_job_line());
+        }
+        if let Some(f) = &step.fault {
+            return self.inject_fault(i, f).await;
+        }
+        if step.heal.is_some() {
+            self.heal_all().await?;
+            return Ok(String::new());
+        }
+        if let Some(d) = step.wait {
+            tokio::time::sleep(d.0).await;
+            return Ok(String::new());
+        }
+        if let Some(a) = step.agent {
+            return self.agent_action(a).await;
+        }
+        if let Some(r) = &step.region {
+            let tag = format!("region {}", r.region.component());
+            return match r.action {
+                RegionAction::Lose => {
+                    let f: Arc<dyn Fault> = Arc::new(RegionLoss::new(r.region.component(), r.wipe));
+                    self.inject(vec![f], tag, None).await
+                }
+                RegionAction::Restore => self.heal_tagged(&tag).await,
+            };
+        }
+        if let Some(n) = step.neo4j {
+            let tag = "neo4j password".to_string();
+            return match n {
+                Neo4jAction::RotatePassword => {
+                    let f: Arc<dyn Fault> = Arc::new(RotatePassword::new("neo4j"));
+                    self.inject(vec![f], tag, None).await
+                }
+                Neo4jAction::RestorePassword => self.heal_tagged(&tag).await,
+            };
+        }
+        if let Some(skew) = step.clock {
+            let env = self.env.clone();
+            let mut agent = self.agent.take().ok_or("the agent is not running")?;
+            let (agent, result) = tokio::task::spawn_blocking(move || {
+                let r = agent.set_clock_skew(&env, skew.ms);
+                (agent, r)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            self.agent = Some(agent);
+            result.map_err(|e| e.to_string())?;
+            return Ok(format!("agent restarted {:+} s off", skew.ms / 1000));
+        }
+        if let Some(k) = step.key {
+            let key = self.next_key();
+            let mut keys = match k {
+                KeyAction::Rotate => self.agent()?.keys().to_vec(),
+                KeyAction::Replace => Vec::new(),
+            };
+            keys.push(key);
+            let env = self.env.clone();
+            let mut agent = self.agent.take().ok_or("the agent is not running")?;
+            let (agent, result) = tokio::task::spawn_blocking(move || {
+                let r = agent.set_keys(&env, keys);
+                (agent, r)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            self.agent = Some(agent);
+            result.map_err(|e| e.to_string())?;
+            return Ok(format!("agent restarted with key {}", self.keys_made));
+        }
+        // `workload = "wait"`.
+        self.wait_workload().await?;
+        Ok(format!("{} operations", self.ops.len()))
+    }
+
+    async fn agent_action(&mut self, a: AgentAction) -> Result<String, String> {
+        let mut agent = self.agent.take().ok_or("the agent is not running")?;
+        let env = self.env.clone();
+        let (agent, result) = tokio::task::spawn_blocking(move || {
+            let r = match a {
+                AgentAction::Kill => {
+                    agent.kill();
+                    Ok(())
+                }
+                AgentAction::Pause => agent.pause(),
+                AgentAction::Resume => agent.resume(),
+                AgentAction::Restart => agent.restart(&env),
+            };
+            (agent, r)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        self.agent = Some(agent);
+        result.map_err(|e| e.to_string())?;
+        self.events().push(EventKind::Agent {
+            action: format!("{a:?}").to_lowercase(),
+        });
+        Ok(String::new())
+    }
+
+    async fn wait_workload(&mut self) -> Result<(), String> {
+        if let Some(w) = self.workload.take() {
+            self.progress.status("waiting for the workload to finish");
+            self.ops = w
+                .await
+                .map_err(|e| format!("workload: {e}"))?
+                .map_err(|e| format!("workload: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Ends the drill: the workload finishes, every fault is healed, the
+    /// agent stops. Runs even when a step broke the drill off.
+    pub async fn finish(&mut self) -> Result<(), String> {
+        let workload = self.wait_workload().await;
+        let healed = self.heal_all().await;
+        self.settle().await;
+        if let Some(mut agent) = self.agent.take() {
+            let _ = tokio::task::spawn_blocking(move || agent.stop()).await;
+            self.events().push(EventKind::Agent {
+                action: "stopped".into(),
+            });
+        }
+        self.receiver = None;
+        let source = match self.admin("neo4j").await {
+            Ok(g) => match graph::read::inventory(&g).await {
+                Ok(inv) => {
+                    self.source_inventory = Some(inv);
+                    self.subgraph_ids(&g).await
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e),
+        };
+        self.source_subgraphs = source.clone().unwrap_or_default();
+        self.catalogs = self.list_catalogs().await;
+        workload.and(healed).and(source.map(|_| ()))
+    }
+
+    /// The backup ids each tier's catalog lists, read from storage directly.
+    async fn list_catalogs(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        for tier in [Tier::Local, Tier::Primary, Tier::Archive] {
+            let listed = match self.storage.objects(tier) {
+                Ok(objects) => objects.list("catalog/").await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match listed {
+                Ok(keys) => {
+                    let ids = keys.iter().filter_map(|k| {
+                        k.strip_prefix("catalog/")?
+                            .strip_suffix(".json")
+                            .map(str::to_string)
+                    });
+                    out.insert(tier.name().to_string(), ids.collect());
+                }
+                Err(e) => tracing::warn!(tier = tier.name(), error = %e, "cannot list the catalog"),
+            }
+        }
+        out
+    }
+
+    pub fn ops(&self) -> Vec<Op> {
+        self.ops.clone()
+    }
+
+    /// Component logs to keep with the run.
+    pub fn logs(&self) -> Vec<(String, std::path::PathBuf)> {
+        let d = self.env.dir();
+        vec![
+            ("neo4j".into(), d.join("neo4j/console.log")),
+            ("neo4j-debug".into(), d.join("neo4j/logs/debug.log")),
+            (
+                "neo4j-recovery".into(),
+                d.join("neo4j-recovery/console.log"),
+            ),
+            ("s3-primary".into(), d.join("s3-primary/weed.log")),
+            ("s3-archive".into(), d.join("s3-archive/weed.log")),
+            ("toxiproxy".into(), d.join("toxiproxy/toxiproxy.log")),
+        ]
+    }
+
+    /// Everything the checkers need, taken out of the drill.
+    pub fn evidence(&mut self) -> evidence::Evidence {
+        let setting = |section: &str, field: &str| {
+            self.scenario
+                .agent
+                .get(section)
+                .and_then(|s| s.get(field))
+                .cloned()
+        };
+        let ms = |v: Option<toml::Value>, default: u64| {
+            v.and_then(|v| v.as_str().and_then(|s| humantime::parse_duration(s).ok()))
+                .map_or(default, |d| d.as_millis() as u64)
+        };
+        evidence::Evidence {
+            scenario: self.scenario.clone(),
+            base: std::mem::take(&mut self.base),
+            ops: self.ops.clone(),
+            events: self.store.events.snapshot(),
+            restores: std::mem::take(&mut self.restores),
+            expectations: std::mem::take(&mut self.expectations),
+            heartbeat_windows: std::mem::take(&mut self.heartbeat_windows),
+            source: evidence::Source {
+                subgraphs: std::mem::take(&mut self.source_subgraphs),
+                inventory: self.source_inventory.take(),
+            },
+            catalogs: std::mem::take(&mut self.catalogs),
+            settings: evidence::Settings {
+                max_retries: setting("transfer", "max_retries")
+                    .and_then(|v| v.as_integer())
+                    .map_or(2, |v| v.max(0) as u32),
+                heartbeat_interval_ms: ms(setting("heartbeat", "interval"), 1_000),
+                offline_threshold_ms: ms(setting("heartbeat", "offline_threshold"), 3_000),
+            },
+            secrets: self
+                .secrets
+                .iter()
+                .map(|(name, secret)| Fingerprint::of(name, secret))
+                .collect(),
+            files: Vec::new(),
+            missing: BTreeMap::new(),
+        }
+    }
+}
+
+/// The agent's own folder for this run (config, keys, state, local tier):
+/// in the environment, not in the run folder the report shares.
+fn agent_dir(env: &Environment, store: &RunStore) -> std::path::PathBuf {
+    env.dir()
+        .join("agents")
+        .join(store.dir.file_name().unwrap_or_default())
+}

@@ -1,0 +1,94 @@
+//! A restore step: the recovery database emptied, the job followed, and
+//! what it restored read by the judge's reader.
+
+use super::*;
+
+impl Drill<'_> {
+    pub(super) async fn restore(
+        &mut self,
+        i: usize,
+        tier: Tier,
+        reference: &str,
+        expect: &Option<JobExpect>,
+        what: String,
+    ) -> Result<String, String> {
+        let Some(backup) = self.resolve(reference, tier) else {
+            return Ok(self.nothing_to(i, "restore", tier, expect, what));
+        };
+        let recovery = self.admin("neo4j-recovery").await?;
+        crate::bolt::wipe(&recovery)
+            .await
+            .map_err(|e| format!("empty the recovery database: {e}"))?;
+        let disaster_ms = now_ms();
+        let body = json!({"backup": backup, "tier": tier.name()});
+        let Some(job) = self.job_step(i, "restores", body, what, expect).await else {
+            return Ok(self.last_job_line());
+        };
+        let mut record = RestoreRecord {
+            step: i,
+            tier,
+            backup: backup.clone(),
+            job: job.clone(),
+            disaster_ms,
+            queryable_ms: None,
+            graph: None,
+            claimed_ms: self
+                .storage
+                .catalog(Some(tier), &backup)
+                .await
+                .map(|c| c.recovery_point.time_ms),
+            subgraphs: BTreeMap::new(),
+            left_nodes: None,
+        };
+        if job.state == JobState::Failed {
+            let q = query("MATCH (n) RETURN count(n) AS n");
+            record.left_nodes = crate::bolt::query_i64(&recovery, q).await.ok();
+        }
+        if job.state == JobState::Succeeded {
+            let n =
+                crate::bolt::query_i64(&recovery, query("MATCH (n) RETURN count(n) AS n")).await;
+            if n.is_ok() {
+                record.queryable_ms = Some(now_ms());
+                self.events().push(EventKind::Queryable {
+                    step: i,
+                    job: job.id.clone(),
+                });
+            }
+            record.graph = Some(
+                graph::read::read(&recovery)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            record.subgraphs = self.subgraph_ids(&recovery).await?;
+        }
+        self.restores.push(record);
+        Ok(self.last_job_line())
+    }
+
+    /// Node ids of each named subgraph, as its Cypher finds them in `graph`.
+    pub(super) async fn subgraph_ids(
+        &self,
+        graph: &neo4rs::Graph,
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+        let mut out = BTreeMap::new();
+        for s in &self.scenario.expect.subgraph {
+            let mut ids = BTreeSet::new();
+            let mut rows = graph
+                .execute(query(&s.cypher))
+                .await
+                .map_err(|e| format!("subgraph `{}`: {e}", s.name))?;
+            while let Some(row) = rows
+                .next()
+                .await
+                .map_err(|e| format!("subgraph `{}`: {e}", s.name))?
+            {
+                let id: String = row
+                    .get("id")
+                    .map_err(|e| format!("subgraph `{}`: column `id`: {e}", s.name))?;
+                ids.insert(id);
+            }
+            out.insert(s.name.clone(), ids);
+        }
+        Ok(out)
+    }
+}
