@@ -243,17 +243,7 @@ fn run(
 
 /// Each check's name and status: what "the same verdict" compares.
 fn verdicts(report: &Value) -> BTreeMap<String, String> {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_string(),
-                c["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    crate::drill::verdicts(report).into_iter().collect()
 }
 
 /// The three the issue names, and clock skew (libfaketime mounted into the

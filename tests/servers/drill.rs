@@ -287,7 +287,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Each check's name and status, in report order.
-fn verdicts(report: &Value) -> Vec<(String, String)> {
+pub fn verdicts(report: &Value) -> Vec<(String, String)> {
     report["checks"]
         .as_array()
         .unwrap()
