@@ -52,6 +52,9 @@ enum Command {
         /// left running), started otherwise.
         #[arg(long, default_value = "drill")]
         env_name: String,
+        /// The environment's folder instead of a name (as `env up --dir`).
+        #[arg(long, conflicts_with = "env_name")]
+        env_dir: Option<PathBuf>,
         /// The graph-agent executable (default: beside graphdrill; the
         /// docker backend runs the agent's image instead).
         #[arg(long, env = "GRAPHDRILL_AGENT")]
@@ -190,6 +193,7 @@ fn main() -> ExitCode {
             report_dir,
             keep_env,
             env_name,
+            env_dir,
             agent,
             backend,
         } => {
@@ -208,7 +212,12 @@ fn main() -> ExitCode {
                 seed,
                 agent_bin: agent.unwrap_or_else(drill::agent::default_bin),
             };
-            let env = (env_name.as_str(), backend);
+            let env = EnvOptions {
+                name: env_name,
+                dir: env_dir,
+                backend,
+                ..EnvOptions::default()
+            };
             return runtime.block_on(run_drills(&paths, &tags, opts, env, keep_env));
         }
         other => Cli { command: other },
@@ -422,7 +431,7 @@ async fn run_drills(
     paths: &[PathBuf],
     tags: &[String],
     opts: RunOptions,
-    (env_name, backend): (&str, BackendChoice),
+    env_opts: EnvOptions,
     keep_env: bool,
 ) -> ExitCode {
     let Some(mut scenarios) = load(paths) else {
@@ -435,7 +444,7 @@ async fn run_drills(
         eprintln!("error: no scenario matches");
         return ExitCode::from(exit::BAD_INPUT);
     }
-    if backend == BackendChoice::Local && !opts.agent_bin.is_file() {
+    if env_opts.backend == BackendChoice::Local && !opts.agent_bin.is_file() {
         eprintln!(
             "error: graph-agent not found at `{}` (build it with `cargo build`, or pass --agent)",
             opts.agent_bin.display()
@@ -450,14 +459,12 @@ async fn run_drills(
         }
     };
     let env_opts = EnvOptions {
-        name: env_name.into(),
         neo4j_heap_mb: scenarios
             .iter()
             .map(|s| s.environment.neo4j_heap_mb)
             .max()
             .unwrap_or(384),
-        backend,
-        ..EnvOptions::default()
+        ..env_opts
     };
     let progress = Progress::new();
     progress.status("starting the environment");
@@ -489,6 +496,14 @@ async fn run_drills(
     let drills = async {
         for s in &scenarios {
             match drill::run(&env, s, &opts, &progress).await {
+                // The next scenarios would fail for the same reason.
+                Ok(o) if o.environment.is_some() => {
+                    let why = o.environment.unwrap_or_default();
+                    eprintln!("error: {}: the environment failed: {why}", s.name);
+                    failed.push(s.name.clone());
+                    worst = ExitCode::from(exit::ENVIRONMENT);
+                    break;
+                }
                 Ok(o) if o.report.verdict == Status::Pass => {}
                 Ok(o) => {
                     failed.push(format!(
@@ -525,7 +540,11 @@ async fn run_drills(
     }
     match std::sync::Arc::try_unwrap(env) {
         Ok(env) if keep_env || reused => {
-            eprintln!("environment left running: graphdrill env down --name {env_name}");
+            let which = match &env_opts.dir {
+                Some(d) => format!("--dir {}", d.display()),
+                None => format!("--name {}", env_opts.name),
+            };
+            eprintln!("environment left running: graphdrill env down {which}");
             env.detach();
         }
         Ok(env) => {

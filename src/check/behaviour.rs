@@ -6,8 +6,9 @@
 use crate::api::{FailureClass, Job, JobState};
 use crate::evidence::Fingerprint;
 use crate::history::{Event, EventKind, Seen};
+use crate::scenario::word;
 
-use super::{CheckResult, Measure, Status, secs};
+use super::{CheckResult, Measure, Status, Unit, secs};
 
 /// Jobs may finish this long after their deadline (polling, clocks).
 pub const DEADLINE_GRACE_MS: u64 = 5_000;
@@ -25,13 +26,15 @@ pub fn no_stuck_jobs(events: &[Event]) -> CheckResult {
                 let allowed = job.deadline_ms.saturating_sub(job.created_ms) + DEADLINE_GRACE_MS;
                 match seen.took_ms().filter(|_| job.state.is_terminal()) {
                     None => stuck.push(format!(
-                        "job {} ({:?}) still {:?} when the runner gave up",
-                        job.id, job.kind, job.state
+                        "job {} ({}) still {} when the runner gave up",
+                        job.id,
+                        word(&job.kind),
+                        word(&job.state)
                     )),
                     Some(took) if took > allowed => stuck.push(format!(
-                        "job {} ({:?}) took {} by the runner's clock, over its deadline of {}",
+                        "job {} ({}) took {} by the runner's clock, over its deadline of {}",
                         job.id,
-                        job.kind,
+                        word(&job.kind),
                         secs(took),
                         secs(allowed - DEADLINE_GRACE_MS)
                     )),
@@ -42,13 +45,17 @@ pub fn no_stuck_jobs(events: &[Event]) -> CheckResult {
             let ended = job.finished_ms.filter(|_| job.state.is_terminal());
             match ended {
                 None => stuck.push(format!(
-                    "job {} ({:?}) still {:?} when last seen at {} ms (deadline {} ms)",
-                    job.id, job.kind, job.state, e.time_ms, job.deadline_ms
+                    "job {} ({}) still {} when last seen at {} ms (deadline {} ms)",
+                    job.id,
+                    word(&job.kind),
+                    word(&job.state),
+                    e.time_ms,
+                    job.deadline_ms
                 )),
                 Some(t) if t > job.deadline_ms + DEADLINE_GRACE_MS => stuck.push(format!(
-                    "job {} ({:?}) ended {} after its deadline",
+                    "job {} ({}) ended {} after its deadline",
                     job.id,
-                    job.kind,
+                    word(&job.kind),
                     secs(t - job.deadline_ms)
                 )),
                 Some(_) => {}
@@ -69,7 +76,7 @@ pub fn no_stuck_jobs(events: &[Event]) -> CheckResult {
             stuck.len()
         ),
     )
-    .measure(Measure::new("stuck jobs", stuck.len()).against("0"))
+    .measure(Measure::count("stuck jobs", stuck.len() as u64).at_most(0.0))
     .details(stuck)
 }
 
@@ -92,8 +99,8 @@ pub fn job_expectation(
     expect: &Expectation,
 ) -> CheckResult {
     let want = match expect.class {
-        Some(c) => format!("{:?} with class {c:?}", expect.state),
-        None => format!("{:?}", expect.state),
+        Some(c) => format!("{} with class {}", word(&expect.state), word(&c)),
+        None => word(&expect.state),
     };
     let want = match expect.within_ms {
         Some(w) => format!("{want} within {}", secs(w)),
@@ -122,16 +129,16 @@ pub fn job_expectation(
         && expect.max_attempts.is_none_or(|n| job.attempts <= n);
     let got = match &job.failure {
         Some(f) => format!(
-            "{:?} with class {:?} in {} after {} attempts ({})",
-            job.state,
-            f.class,
+            "{} with class {} in {} after {} attempts ({})",
+            word(&job.state),
+            word(&f.class),
             secs(took),
             job.attempts,
             f.message
         ),
         None => format!(
-            "{:?} in {} after {} attempts",
-            job.state,
+            "{} in {} after {} attempts",
+            word(&job.state),
             secs(took),
             job.attempts
         ),
@@ -141,14 +148,11 @@ pub fn job_expectation(
         if ok { Status::Pass } else { Status::Fail },
         format!("expected {want}; got {got}"),
     )
-    .measure(
-        Measure::new("duration", secs(took)).against(
-            expect
-                .within_ms
-                .map_or("-".to_string(), |w| format!("≤ {}", secs(w))),
-        ),
-    )
-    .measure(Measure::new("attempts", job.attempts))
+    .measure(match expect.within_ms {
+        Some(w) => Measure::seconds("duration", took).at_most_ms(w),
+        None => Measure::seconds("duration", took),
+    })
+    .measure(Measure::count("attempts", job.attempts))
 }
 
 /// Every backup the agent called successful could be read back from
@@ -189,7 +193,7 @@ pub fn claims(events: &[Event]) -> CheckResult {
             false_claims.len()
         ),
     )
-    .measure(Measure::new("false claims", false_claims.len()).against("0"))
+    .measure(Measure::count("false claims", false_claims.len() as u64).at_most(0.0))
     .details(false_claims)
 }
 
@@ -228,7 +232,7 @@ pub fn no_unclaimed_backups(
             unclaimed.len()
         ),
     )
-    .measure(Measure::new("unclaimed", unclaimed.len()).against("0"))
+    .measure(Measure::count("unclaimed", unclaimed.len() as u64).at_most(0.0))
     .details(unclaimed)
 }
 
@@ -251,11 +255,11 @@ pub fn no_partial_restore(name: &str, left_nodes: Option<i64>) -> CheckResult {
         ),
     };
     CheckResult::new(name, status, summary).measure(
-        Measure::new(
-            "nodes left",
-            left_nodes.map_or("?".into(), |n| n.to_string()),
-        )
-        .against("0"),
+        match left_nodes {
+            Some(n) => Measure::count("nodes left", n.max(0) as u64),
+            None => Measure::absent("nodes left", Unit::Count, "unknown"),
+        }
+        .at_most(0.0),
     )
 }
 
@@ -294,7 +298,7 @@ pub fn offline_detected(
             Status::Fail,
             "the agent was never seen offline during the fault",
         )
-        .measure(Measure::new("offline after", "never").against(format!("≤ {}", secs(limit))));
+        .measure(Measure::absent("offline after", Unit::Seconds, "never").at_most_ms(limit));
     };
     let detected = s.saturating_sub(from);
     if e >= end {
@@ -315,12 +319,8 @@ pub fn offline_detected(
             status,
             format!("offline {} after the fault began; {why}", secs(detected)),
         )
-        .measure(
-            Measure::new("offline after", secs(detected)).against(format!("≤ {}", secs(limit))),
-        )
-        .measure(
-            Measure::new("online again after", "never").against(format!("≤ {}", secs(limit))),
-        );
+        .measure(Measure::seconds("offline after", detected).at_most_ms(limit))
+        .measure(Measure::absent("online again after", Unit::Seconds, "never").at_most_ms(limit));
     }
     let back = e.saturating_sub(to);
     let ok = detected <= limit && back <= limit;
@@ -333,8 +333,8 @@ pub fn offline_detected(
             secs(back)
         ),
     )
-    .measure(Measure::new("offline after", secs(detected)).against(format!("≤ {}", secs(limit))))
-    .measure(Measure::new("online again after", secs(back)).against(format!("≤ {}", secs(limit))))
+    .measure(Measure::seconds("offline after", detected).at_most_ms(limit))
+    .measure(Measure::seconds("online again after", back).at_most_ms(limit))
 }
 
 /// A sub-threshold fault from `from` to `to`: the agent must never be seen offline.
@@ -359,7 +359,7 @@ pub fn never_offline(name: &str, periods: &[(u64, u64)], (from, to): (u64, u64))
         },
         format!("{} false offline periods during the fault", hits.len()),
     )
-    .measure(Measure::new("false offline periods", hits.len()).against("0"))
+    .measure(Measure::count("false offline periods", hits.len() as u64).at_most(0.0))
     .details(hits)
 }
 
@@ -387,7 +387,7 @@ pub fn retries_bounded(events: &[Event], max_retries: u32) -> CheckResult {
         status,
         format!("at most {most} attempts per job"),
     )
-    .measure(Measure::new("most attempts", most).against(format!("≤ {}", max_retries + 1)))
+    .measure(Measure::count("most attempts", most).at_most(f64::from(max_retries + 1)))
     .details(over)
 }
 
@@ -415,7 +415,7 @@ pub fn no_secrets(files: &[(String, Vec<u8>)], secrets: &[Fingerprint]) -> Check
             secrets.len()
         ),
     )
-    .measure(Measure::new("leaks", leaks.len()).against("0"))
+    .measure(Measure::count("leaks", leaks.len() as u64).at_most(0.0))
     .details(leaks)
 }
 
@@ -509,6 +509,26 @@ mod tests {
             Status::Fail
         );
         assert_eq!(job_expectation("x", None, None, &e).status, Status::Fail);
+    }
+
+    #[test]
+    fn summaries_use_the_words_of_the_api_not_rust_names() {
+        let mut j = job(JobState::Failed, Some(2_000));
+        j.failure = Some(Failure {
+            class: FailureClass::Permission,
+            message: "AccessDenied".into(),
+        });
+        let e = Expectation {
+            state: JobState::Succeeded,
+            class: None,
+            within_ms: None,
+            max_attempts: None,
+        };
+        let summary = job_expectation("x", Some(&j), None, &e).summary;
+        assert!(
+            summary.starts_with("expected succeeded; got failed with class permission"),
+            "{summary}"
+        );
     }
 
     #[test]

@@ -192,14 +192,11 @@ pub fn check(name: &str, expected: &Graph, restored: &Graph) -> CheckResult {
     };
     let secs = started.elapsed().as_secs_f64().max(1e-6);
     result
-        .measure(Measure::new("expected", counts(expected)))
-        .measure(Measure::new("restored", counts(restored)))
-        .measure(Measure::new("expected hash", hex::encode(&he[..8])))
-        .measure(Measure::new("restored hash", hex::encode(&hr[..8])))
-        .measure(Measure::new(
-            "checked entities/s",
-            format!("{:.0}", entities as f64 / secs),
-        ))
+        .measure(Measure::text("expected", counts(expected)))
+        .measure(Measure::text("restored", counts(restored)))
+        .measure(Measure::text("expected hash", hex::encode(&he[..8])))
+        .measure(Measure::text("restored hash", hex::encode(&hr[..8])))
+        .measure(Measure::rate("checked entities", entities as f64 / secs))
 }
 
 #[cfg(test)]

@@ -66,11 +66,11 @@ pub fn check(foreign: Option<&Foreign>, limit: Intrusion) -> CheckResult {
     details.extend(f.triggers.iter().map(|t| format!("trigger `{t}`")));
     let mut r = CheckResult::new(name, status, summary)
         .measure(match limit {
-            Intrusion::Max(max) => Measure::new("additions", n).against(max),
-            Intrusion::Report => Measure::new("additions", n),
+            Intrusion::Max(max) => Measure::count("additions", n).at_most(max as f64),
+            Intrusion::Report => Measure::count("additions", n),
         })
         .details(details);
-    r.measures.push(Measure::new("kinds", kinds));
+    r.measures.push(Measure::text("kinds", kinds));
     r
 }
 

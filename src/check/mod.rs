@@ -25,27 +25,98 @@ pub enum Status {
     Unknown,
 }
 
-/// One measured value, next to the threshold it was held to.
+/// What a measure's number counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Unit {
+    /// Seconds.
+    #[serde(rename = "s")]
+    Seconds,
+    /// A number of things (transactions, jobs, entities).
+    #[serde(rename = "count")]
+    Count,
+    #[serde(rename = "per_s")]
+    PerSecond,
+    /// Not a number: a hash, entity counts by kind.
+    #[serde(rename = "text")]
+    Text,
+}
+
+/// One measured value, next to the threshold it was held to: a number in
+/// its unit for dashboards and `jq` (`value`, `unit`, `max`), and the same
+/// as people read it (`display`, `threshold`). See `docs/report.schema.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measure {
     pub name: String,
-    pub value: String,
+    /// `None` for text, and where nothing could be measured (a restore that
+    /// never ended): `display` then says so.
+    pub value: Option<f64>,
+    pub unit: Unit,
+    pub display: String,
+    /// The most the check allowed, in `unit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<String>,
 }
 
 impl Measure {
-    pub fn new(name: &str, value: impl ToString) -> Self {
+    fn of(name: &str, value: Option<f64>, unit: Unit, display: String) -> Self {
         Self {
             name: name.into(),
-            value: value.to_string(),
+            value,
+            unit,
+            display,
+            max: None,
             threshold: None,
         }
     }
 
-    pub fn against(mut self, threshold: impl ToString) -> Self {
-        self.threshold = Some(threshold.to_string());
+    pub fn seconds(name: &str, ms: u64) -> Self {
+        Self::of(name, Some(ms as f64 / 1000.0), Unit::Seconds, secs(ms))
+    }
+
+    /// Seconds that may be negative (a point claimed after the disaster).
+    pub fn signed_seconds(name: &str, ms: i64) -> Self {
+        let display = match ms {
+            ..0 => format!("-{}", secs(ms.unsigned_abs())),
+            _ => secs(ms as u64),
+        };
+        Self::of(name, Some(ms as f64 / 1000.0), Unit::Seconds, display)
+    }
+
+    pub fn count(name: &str, n: impl Into<u64>) -> Self {
+        let n = n.into();
+        Self::of(name, Some(n as f64), Unit::Count, n.to_string())
+    }
+
+    pub fn rate(name: &str, per_second: f64) -> Self {
+        let display = format!("{per_second:.0}/s");
+        Self::of(name, Some(per_second), Unit::PerSecond, display)
+    }
+
+    pub fn text(name: &str, text: impl Into<String>) -> Self {
+        Self::of(name, None, Unit::Text, text.into())
+    }
+
+    /// A measure in `unit` that has no value: `why` (`never`, `none`) is shown.
+    pub fn absent(name: &str, unit: Unit, why: &str) -> Self {
+        Self::of(name, None, unit, why.into())
+    }
+
+    /// Held to at most `max`, in the measure's unit (seconds for durations).
+    pub fn at_most(mut self, max: f64) -> Self {
+        let shown = match self.unit {
+            Unit::Seconds => secs((max * 1000.0).round() as u64),
+            _ => format!("{max}"),
+        };
+        self.max = Some(max);
+        self.threshold = Some(format!("≤ {shown}"));
         self
+    }
+
+    /// [`Self::at_most`] for a duration given in milliseconds.
+    pub fn at_most_ms(self, max_ms: u64) -> Self {
+        self.at_most(max_ms as f64 / 1000.0)
     }
 }
 
@@ -200,6 +271,30 @@ pub fn secs(ms: u64) -> String {
 mod tests {
     use super::*;
     use crate::history::{Phase, cursor_id};
+
+    #[test]
+    fn a_measure_carries_its_number_and_unit_beside_the_text() {
+        let m = Measure::seconds("rpo", 12_443).at_most_ms(60_000);
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            serde_json::json!({"name": "rpo", "value": 12.443, "unit": "s",
+                "display": "12.443 s", "max": 60.0, "threshold": "≤ 60.000 s"})
+        );
+        let never = Measure::absent("offline after", Unit::Seconds, "never");
+        assert_eq!((never.value, never.display.as_str()), (None, "never"));
+        let claimed = Measure::signed_seconds("claimed rpo", -1_500);
+        assert_eq!(
+            (claimed.value, claimed.display.as_str()),
+            (Some(-1.5), "-1.500 s")
+        );
+        assert_eq!(
+            Measure::count("lost", 3u64)
+                .at_most(0.0)
+                .threshold
+                .as_deref(),
+            Some("≤ 0")
+        );
+    }
 
     pub(crate) fn op(process: u32, index: u64, committed: bool, writes: Vec<Write>) -> Completed {
         let mut writes = writes;

@@ -171,25 +171,21 @@ pub fn check(input: &RestoreInput) -> CheckResult {
         torn.len(),
         secs(rpo_ms)
     );
-    let mut rpo = Measure::new("rpo", secs(rpo_ms));
+    let mut rpo = Measure::seconds("rpo", rpo_ms);
     if let Some(max) = input.rpo_max_ms {
-        rpo = rpo.against(format!("≤ {}", secs(max)));
+        rpo = rpo.at_most_ms(max);
     }
     let mut result = CheckResult::new(input.name.clone(), status, summary)
         .measure(rpo)
-        .measure(Measure::new("present", present))
-        .measure(Measure::new("lost", lost.len()))
-        .measure(Measure::new("phantom", phantom.len()).against("0"))
-        .measure(Measure::new("torn", torn.len()).against("0"))
-        .measure(Measure::new("unknown outcome", unknown));
+        .measure(Measure::count("present", present))
+        .measure(Measure::count("lost", lost.len() as u64))
+        .measure(Measure::count("phantom", phantom.len() as u64).at_most(0.0))
+        .measure(Measure::count("torn", torn.len() as u64).at_most(0.0))
+        .measure(Measure::count("unknown outcome", unknown));
     if let Some(c) = input.claimed_ms {
         // Negative when the claimed point lies after the disaster.
-        let claimed = if c > input.disaster_ms {
-            format!("-{}", secs(c - input.disaster_ms))
-        } else {
-            secs(input.disaster_ms - c)
-        };
-        result = result.measure(Measure::new("claimed rpo", claimed));
+        let claimed = input.disaster_ms as i64 - c as i64;
+        result = result.measure(Measure::signed_seconds("claimed rpo", claimed));
     }
     result.details(details)
 }
@@ -232,7 +228,7 @@ mod tests {
         let none = BTreeSet::new();
         let r = check(&input(&ops, &cursors, &none));
         assert_eq!(r.status, Status::Pass, "{r:?}");
-        assert_eq!(r.measures[0].value, "0.000 s");
+        assert_eq!(r.measures[0].value, Some(0.0));
     }
 
     #[test]
@@ -244,7 +240,7 @@ mod tests {
         // op 1 was acknowledged at 15 ms; the disaster came at 100 ms.
         let r = check(&i);
         assert_eq!(r.status, Status::Pass, "{r:?}");
-        assert_eq!(r.measures[0].value, "0.085 s");
+        assert_eq!(r.measures[0].value, Some(0.085));
         i.rpo_max_ms = Some(50);
         assert_eq!(check(&i).status, Status::Fail);
     }

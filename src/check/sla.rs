@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{CheckResult, Measure, Status, secs};
+use super::{CheckResult, Measure, Status, Unit, secs};
 use crate::api::{Job, JobState};
+use crate::scenario::word;
 
 /// Judges one restore job. `requested_ms` is when the runner asked for it
 /// and `queryable_ms` when it could first query the restored graph (None:
@@ -16,14 +17,13 @@ pub fn check(
     queryable_ms: Option<u64>,
     sla_ms: u64,
 ) -> CheckResult {
-    let threshold = format!("≤ {}", secs(sla_ms));
     let Some(done) = queryable_ms.filter(|_| job.state == JobState::Succeeded) else {
         let why = match &job.failure {
-            Some(f) => format!("the restore failed ({:?}: {})", f.class, f.message),
-            None => format!("the restore ended {:?}", job.state),
+            Some(f) => format!("the restore failed ({}: {})", word(&f.class), f.message),
+            None => format!("the restore ended {}", word(&job.state)),
         };
         return CheckResult::new(name, Status::Fail, why)
-            .measure(Measure::new("recovery time", "none").against(threshold));
+            .measure(Measure::absent("recovery time", Unit::Seconds, "none").at_most_ms(sla_ms));
     };
     let took = done.saturating_sub(requested_ms);
     let status = if took <= sla_ms {
@@ -50,9 +50,9 @@ pub fn check(
             secs(sla_ms)
         ),
     )
-    .measure(Measure::new("recovery time", secs(took)).against(threshold));
+    .measure(Measure::seconds("recovery time", took).at_most_ms(sla_ms));
     for (k, v) in phases {
-        r = r.measure(Measure::new(k, secs(v)));
+        r = r.measure(Measure::seconds(k, v));
     }
     r
 }
@@ -86,7 +86,7 @@ mod tests {
     fn a_restore_within_the_sla_passes_with_its_phases() {
         let r = check("sla", &job(JobState::Succeeded), 1_000, Some(3_100), 5_000);
         assert_eq!(r.status, Status::Pass, "{r:?}");
-        assert_eq!(r.measures[0].value, "2.100 s");
+        assert_eq!(r.measures[0].display, "2.100 s");
         assert!(r.summary.contains("fetch 0.500 s"), "{}", r.summary);
     }
 

@@ -24,7 +24,7 @@ use crate::evidence;
 use crate::history::EventKind;
 use crate::report::{self, Report};
 use crate::scenario::Scenario;
-use steps::Drill;
+use steps::{Drill, StepError};
 use store::RunStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +53,10 @@ pub struct RunOptions {
 pub struct Outcome {
     pub report: Report,
     pub dir: PathBuf,
+    /// Set when the environment failed under the drill (a server died, or
+    /// the runner could not reach one): what happened. The verdict then
+    /// says nothing about the agent.
+    pub environment: Option<String>,
 }
 
 /// Runs one scenario in `env` (shared by the scenarios of a run: each
@@ -87,6 +91,7 @@ pub async fn run(
     if let Some(e) = &error {
         progress.line(&format!("  ✗ drill broke off: {e}"));
     }
+    let environment = environment_failure(env, error.as_ref());
     store.collect_logs(&drill.logs());
     // Judged from what was stored, as `graphdrill check` judges it again.
     let written = evidence::write(&store.dir, &drill.evidence());
@@ -105,7 +110,7 @@ pub async fn run(
         started_ms,
         finished_ms: crate::history::now_ms(),
         verdict,
-        error,
+        error: error.map(|e| e.to_string()),
         throughput: throughput(&drill.ops(), started_ms),
         checks,
         events,
@@ -125,7 +130,24 @@ pub async fn run(
     Ok(Outcome {
         report,
         dir: store.dir.clone(),
+        environment,
     })
+}
+
+/// What failed in the environment, if anything did: a component that is
+/// no longer running after the drill healed everything, or an error of the
+/// environment's making that broke the drill off.
+fn environment_failure(env: &Environment, error: Option<&StepError>) -> Option<String> {
+    let dead: Vec<String> = env
+        .alive()
+        .into_iter()
+        .filter(|(_, up)| !up)
+        .map(|(name, _)| name)
+        .collect();
+    if !dead.is_empty() {
+        return Some(format!("{} stopped running", dead.join(", ")));
+    }
+    error.filter(|e| e.is_environment()).map(|e| e.to_string())
 }
 
 /// One line per check: mark, name, summary.
@@ -157,8 +179,12 @@ pub fn rejudge(dir: &Path) -> Result<Report, DrillError> {
         path: path.clone(),
         source,
     })?;
-    let mut report: Report = serde_json::from_slice(&old)
-        .map_err(|e| DrillError::Setup(format!("`{}`: {e}", path.display())))?;
+    let unreadable = |e: serde_json::Error| DrillError::Setup(format!("`{}`: {e}", path.display()));
+    // The checks are judged anew, so a report of an older schema reads too.
+    let mut old: serde_json::Value = serde_json::from_slice(&old).map_err(unreadable)?;
+    old["checks"] = serde_json::Value::Array(Vec::new());
+    old["schema"] = report::SCHEMA_VERSION.into();
+    let mut report: Report = serde_json::from_value(old).map_err(unreadable)?;
     report.checks = registry::judge(&ev);
     report.verdict = Report::verdict_of(&report.checks, report.error.is_some());
     report::write(dir, &report).map_err(|source| DrillError::Store {
@@ -174,7 +200,7 @@ async fn play(
     drill: &mut Drill<'_>,
     scenario: &Scenario,
     progress: &Progress,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     progress.status("preparing: databases, buckets, fixture");
     drill.prepare().await?;
     // Offsets count from here: the workload has just started.
@@ -193,7 +219,7 @@ async fn play(
         let outcome = drill.step(i, step).await;
         let (ok, message) = match &outcome {
             Ok(m) => (true, m.clone()),
-            Err(e) => (false, e.clone()),
+            Err(e) => (false, e.to_string()),
         };
         progress.line(&format!(
             "  [{:>6.1}s] step {i}: {what} — {}",

@@ -174,6 +174,7 @@ impl Environment {
 
     /// Each recorded process and whether it is alive.
     pub fn alive(&self) -> Vec<(String, bool)> {
+        self.adopt_recorded();
         lock(&self.procs)
             .iter_mut()
             .map(|(name, p)| (name.clone(), p.exited().is_none()))
@@ -267,6 +268,7 @@ impl Environment {
 
     /// Starts one stopped component again (region restore).
     pub async fn start_component(&self, name: &str) -> Result<(), EnvError> {
+        self.adopt_recorded();
         let comp = self
             .component(name)
             .ok_or_else(|| EnvError::component(name, "no such component"))?;
@@ -276,6 +278,7 @@ impl Environment {
 
     /// Stops one component cleanly: SIGTERM, SIGKILL after the grace time.
     pub fn stop_component(&self, name: &str) -> Result<(), EnvError> {
+        self.adopt_recorded();
         let proc = lock(&self.procs).remove(name);
         match proc {
             Some(p) => {
@@ -330,6 +333,7 @@ impl Environment {
 
     /// Kills one component at once (SIGKILL), as a crash or region loss would.
     pub fn kill_component(&self, name: &str) -> Result<(), EnvError> {
+        self.adopt_recorded();
         let proc = lock(&self.procs).remove(name);
         match proc {
             Some(mut p) => {
@@ -337,6 +341,31 @@ impl Environment {
                 self.record_processes()
             }
             None => Err(EnvError::component(name, "is not running")),
+        }
+    }
+
+    /// Takes over what another process attached to this environment
+    /// recorded (a drill that restarted a region): where the record differs
+    /// from what this handle holds and this handle's process has ended, the
+    /// recorded one is the component now.
+    fn adopt_recorded(&self) {
+        let Ok(recorded) = EnvState::load(&self.dir) else {
+            return;
+        };
+        let mut procs = lock(&self.procs);
+        for (name, r) in &recorded.processes {
+            let ours = procs.get_mut(name);
+            let same = ours
+                .as_ref()
+                .is_some_and(|p| p.pid() == r.pid && p.container_id() == r.container.as_deref());
+            let ours_ended = ours.is_none_or(|p| p.exited().is_some());
+            if !same
+                && ours_ended
+                && let Some(mut theirs) = adopt(&self.backend, name, r)
+                && theirs.exited().is_none()
+            {
+                procs.insert(name.clone(), theirs);
+            }
         }
     }
 

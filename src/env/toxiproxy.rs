@@ -72,6 +72,20 @@ impl ToxicKind {
     }
 }
 
+/// Toxiproxy's words: `latency (latency 100, jitter 0)`, in its units.
+impl std::fmt::Display for ToxicKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let attributes = self.attributes();
+        let parts: Vec<String> = attributes
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        write!(f, "{} ({})", self.type_name(), parts.join(", "))
+    }
+}
+
 /// A named toxic on one direction of a link.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Toxic {

@@ -18,7 +18,7 @@ impl LinkToxic {
 
 impl Fault for LinkToxic {
     fn describe(&self) -> String {
-        format!("{:?} on {}", self.toxic.kind, self.link)
+        format!("{} on {}", self.toxic.kind, self.link)
     }
 
     fn inject<'a>(&'a self, env: &'a Environment) -> BoxFuture<'a, Result<(), FaultError>> {

@@ -118,7 +118,7 @@ fn checks(out: &mut String, checks: &[CheckResult]) {
                     out,
                     "<li><span class=\"measure\">{}</span> <strong>{}</strong>",
                     escape(&m.name),
-                    escape(&m.value)
+                    escape(&m.display)
                 );
                 if let Some(t) = &m.threshold {
                     let _ = write!(
@@ -836,7 +836,7 @@ mod tests {
         let checks = vec![
             CheckResult::new("rpo[step 4]", Status::Pass, "nothing lost"),
             CheckResult::new("sla", Status::Fail, "restore took too long")
-                .measure(Measure::new("restore", "95.0 s").against("≤ 60 s"))
+                .measure(Measure::seconds("restore", 95_000).at_most_ms(60_000))
                 .details(vec!["restore r1 took 95.0 s".into()]),
             CheckResult::new("consistency", Status::Unknown, "no restore to judge"),
         ];
@@ -845,8 +845,8 @@ mod tests {
         assert!(html.contains("<tr class=\"check fail\" data-check=\"sla\">"));
         assert!(html.contains("<tr class=\"check unknown\" data-check=\"consistency\">"));
         assert!(html.contains(
-            "<strong>95.0 s</strong> <span class=\"vs\">vs</span> \
-             <span class=\"threshold\">≤ 60 s</span>"
+            "<strong>95.000 s</strong> <span class=\"vs\">vs</span> \
+             <span class=\"threshold\">≤ 60.000 s</span>"
         ));
         assert!(html.contains("<details open><summary>1 finding</summary>"));
     }

@@ -79,7 +79,7 @@ fn testcase(out: &mut String, suite: &str, check: &CheckResult) {
 fn failure_text(check: &CheckResult) -> String {
     let mut text = String::new();
     for m in &check.measures {
-        let _ = write!(text, "{} = {}", m.name, m.value);
+        let _ = write!(text, "{} = {}", m.name, m.display);
         if let Some(t) = &m.threshold {
             let _ = write!(text, " ({t})");
         }
@@ -167,13 +167,13 @@ mod tests {
     #[test]
     fn a_failure_carries_every_measured_value_against_its_threshold_and_the_details() {
         let check = CheckResult::new("rpo[step 4]", Status::Fail, "lost 3 acknowledged writes")
-            .measure(Measure::new("lost", 3).against("0"))
-            .measure(Measure::new("restored", 997))
+            .measure(Measure::count("lost", 3u64).at_most(0.0))
+            .measure(Measure::count("restored", 997u64))
             .details(vec!["writer 2: ops 41..43 missing".into()]);
         let xml = render(&report(vec![check], None));
         assert!(xml.contains(
             "<failure message=\"lost 3 acknowledged writes\" type=\"rpo[step 4]\">\
-             lost = 3 (0)\nrestored = 997\n\nwriter 2: ops 41..43 missing\n</failure>"
+             lost = 3 (≤ 0)\nrestored = 997\n\nwriter 2: ops 41..43 missing\n</failure>"
         ));
         assert!(xml.contains("<testcase classname=\"graphdrill.s3-outage\" name=\"rpo[step 4]\""));
     }

@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::check::{CheckResult, Status};
 use crate::history::Event;
 
-/// Version of `report.json`'s layout; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of `report.json`'s layout (`docs/report.schema.json`); bumped on
+/// any incompatible change. 2: measures carry a number and a unit.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {

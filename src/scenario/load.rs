@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{FaultKind, Scenario, Step};
+use super::{Action, FaultKind, Scenario, Step};
 
 /// Why a scenario file is invalid: where, which field, what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,16 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
     let mut scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string().replace(".step[", "step[");
         let inner = e.into_inner();
-        let (line, column) = position(&text, inner.span().map_or(0, |s| s.start));
+        // An error of a whole step (no action, or two) points at its header:
+        // toml spans the array of steps.
+        let whole_step = path
+            .strip_prefix("step[")
+            .and_then(|rest| rest.strip_suffix(']'))
+            .and_then(|n| n.parse().ok());
+        let (line, column) = match whole_step {
+            Some(i) => step_position(&text, i),
+            None => position(&text, inner.span().map_or(0, |s| s.start)),
+        };
         at(line, column, &path, inner.message().to_string())
     })?;
     scenario.file = file.to_path_buf();
@@ -136,8 +145,8 @@ fn step_position(text: &str, index: usize) -> (usize, usize) {
 
 type Invalid = (Option<usize>, String, String);
 
-/// Checks what serde cannot: one action per step, the parameters each
-/// fault kind needs, references between steps, the fixture.
+/// Checks what serde cannot: the parameters each fault kind needs,
+/// references between steps, the fixture.
 fn validate(s: &Scenario, _text: &str) -> Result<(), Invalid> {
     let top = |path: &str, message: String| (None, path.to_string(), message);
     match (&s.fixture.file, &s.fixture.generate) {
@@ -181,35 +190,15 @@ fn validate(s: &Scenario, _text: &str) -> Result<(), Invalid> {
     let mut ids: Vec<&str> = Vec::new();
     for (i, step) in s.steps.iter().enumerate() {
         let bad = |field: &str, message: String| (Some(i), format!("step[{i}]{field}"), message);
-        let actions = step.actions();
-        if actions.len() != 1 {
-            return Err(bad(
-                "",
-                format!(
-                    "a step has exactly one action (backup, restore, verify, copy, fault, heal, wait, agent, region, neo4j, key, workload, clock); found {}",
-                    if actions.is_empty() {
-                        "none".to_string()
-                    } else {
-                        actions.join(", ")
-                    }
-                ),
-            ));
-        }
-        if step.workload.is_some() && s.workload.is_none() {
+        if matches!(step.action, Action::WaitWorkload) && s.workload.is_none() {
             return Err(bad(
                 ".workload",
                 "there is no [workload] to wait for".into(),
             ));
         }
-        let reference = step
-            .restore
-            .as_ref()
-            .map(|r| &r.backup)
-            .or(step.verify.as_ref().map(|v| &v.backup))
-            .or(step.copy.as_ref().map(|c| &c.backup));
-        if let Some(r) = reference
+        if let Some(r) = step.action.reads_backup()
             && r != "latest"
-            && !ids.contains(&r.as_str())
+            && !ids.contains(&r)
         {
             return Err(bad(
                 ".backup",
@@ -219,18 +208,18 @@ fn validate(s: &Scenario, _text: &str) -> Result<(), Invalid> {
             ));
         }
         if let Some(id) = &step.id {
-            if step.backup.is_none() {
+            if !matches!(step.action, Action::Backup(_)) {
                 return Err(bad(".id", "only backup steps take an id".into()));
             }
             ids.push(id);
         }
-        if let Some(v) = &step.verify
+        if let Action::Verify(v) = &step.action
             && let Some(x) = v.sample
             && (x.is_nan() || x <= 0.0 || x > 1.0)
         {
             return Err(bad(".verify.sample", format!("{x} is not in (0, 1]")));
         }
-        if let Some(f) = &step.fault {
+        if let Action::Fault(f) = &step.action {
             check_fault(f).map_err(|(field, m)| bad(&format!(".fault.{field}"), m))?;
         }
     }
@@ -258,8 +247,8 @@ fn check_fault(f: &super::FaultStep) -> Result<(), (&'static str, String)> {
         return Err((
             "link",
             format!(
-                "`{:?}` needs a `link` (neo4j, neo4j-recovery, s3-primary, s3-archive, control)",
-                f.kind
+                "`{}` needs a `link` (neo4j, neo4j-recovery, s3-primary, s3-archive, control)",
+                super::word(&f.kind)
             ),
         ));
     }
@@ -276,7 +265,7 @@ fn check_fault(f: &super::FaultStep) -> Result<(), (&'static str, String)> {
         _ => ("", true),
     };
     if !present {
-        return Err((field, format!("`{:?}` needs `{field}`", f.kind)));
+        return Err((field, format!("`{}` needs `{field}`", super::word(&f.kind))));
     }
     if f.heartbeat.is_some() && f.link != Some(super::LinkName::Control) {
         return Err((
@@ -387,6 +376,7 @@ restore = { backup = "first", tier = "primary" }
         let (_d, p) = write(&format!("{GOOD}[[step]]\nwait = \"1s\"\nheal = \"all\"\n"));
         let e = load(&p).unwrap_err();
         assert!(e.message.contains("found heal, wait"), "{e}");
+        assert_eq!((e.line, e.path.as_str()), (15, "step[3]"), "{e}");
     }
 
     #[test]

@@ -162,55 +162,163 @@ impl LinkName {
     }
 }
 
-/// One step of the timeline: exactly one action, optionally not before
-/// `at` (an offset from the drill's start).
+/// A value as scenario files and the control API spell it (`full`,
+/// `succeeded`, `s3-primary`), for the names and summaries people read.
+pub fn word<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// One step of the timeline: one action, optionally not before `at` (an
+/// offset from the drill's start). Read from [`StepFields`], so a step
+/// with no action or several is refused where it is written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "StepFields", into = "StepFields")]
 pub struct Step {
     pub at: Option<Dur>,
     /// Names the step's backup, for a later `restore { backup = "<id>" }`.
     pub id: Option<String>,
-    pub backup: Option<BackupStep>,
-    pub restore: Option<RestoreStep>,
-    pub verify: Option<VerifyStep>,
-    pub copy: Option<CopyStep>,
-    pub fault: Option<FaultStep>,
+    pub action: Action,
+}
+
+/// What a step does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Backup(BackupStep),
+    Restore(RestoreStep),
+    Verify(VerifyStep),
+    Copy(CopyStep),
+    Fault(FaultStep),
     /// `heal = "all"`: heals every fault in place.
-    pub heal: Option<HealAll>,
-    pub wait: Option<Dur>,
-    pub agent: Option<AgentAction>,
-    pub region: Option<RegionStep>,
-    pub neo4j: Option<Neo4jAction>,
-    pub key: Option<KeyAction>,
+    Heal,
+    Wait(Dur),
+    Agent(AgentAction),
+    Region(RegionStep),
+    Neo4j(Neo4jAction),
+    Key(KeyAction),
     /// `workload = "wait"`: waits until the workload has finished.
-    pub workload: Option<WorkloadAction>,
+    WaitWorkload,
     /// `clock = "+10m"`: restarts the agent with its wall clock that far off
     /// (libfaketime); `"0s"` puts it right.
+    Clock(Skew),
+}
+
+impl Action {
+    /// The backup a restore, verify or copy reads (`latest` or a step id).
+    pub fn reads_backup(&self) -> Option<&str> {
+        match self {
+            Action::Restore(r) => Some(&r.backup),
+            Action::Verify(v) => Some(&v.backup),
+            Action::Copy(c) => Some(&c.backup),
+            _ => None,
+        }
+    }
+}
+
+/// A step as the file writes it: one optional field per action.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepFields {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupStep>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreStep>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyStep>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopyStep>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<FaultStep>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heal: Option<HealAll>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionStep>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neo4j: Option<Neo4jAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeyAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub clock: Option<Skew>,
 }
 
-impl Step {
-    /// Names of the actions set (a valid step has exactly one).
-    pub fn actions(&self) -> Vec<&'static str> {
-        [
-            ("backup", self.backup.is_some()),
-            ("restore", self.restore.is_some()),
-            ("verify", self.verify.is_some()),
-            ("copy", self.copy.is_some()),
-            ("fault", self.fault.is_some()),
-            ("heal", self.heal.is_some()),
-            ("wait", self.wait.is_some()),
-            ("agent", self.agent.is_some()),
-            ("region", self.region.is_some()),
-            ("neo4j", self.neo4j.is_some()),
-            ("key", self.key.is_some()),
-            ("workload", self.workload.is_some()),
-            ("clock", self.clock.is_some()),
-        ]
-        .into_iter()
-        .filter(|(_, set)| *set)
-        .map(|(name, _)| name)
-        .collect()
+/// A step written with no action, or with more than one (their names).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "a step has exactly one action (backup, restore, verify, copy, fault, heal, wait, agent, region, neo4j, key, workload, clock); found {}",
+    if .0.is_empty() { "none".to_string() } else { .0.join(", ") }
+)]
+pub struct ActionCount(Vec<&'static str>);
+
+impl TryFrom<StepFields> for Step {
+    type Error = ActionCount;
+
+    fn try_from(f: StepFields) -> Result<Self, ActionCount> {
+        let mut actions: Vec<(&'static str, Action)> = Vec::new();
+        let mut put = |name, action: Option<Action>| actions.extend(action.map(|a| (name, a)));
+        put("backup", f.backup.map(Action::Backup));
+        put("restore", f.restore.map(Action::Restore));
+        put("verify", f.verify.map(Action::Verify));
+        put("copy", f.copy.map(Action::Copy));
+        put("fault", f.fault.map(Action::Fault));
+        put("heal", f.heal.map(|HealAll::All| Action::Heal));
+        put("wait", f.wait.map(Action::Wait));
+        put("agent", f.agent.map(Action::Agent));
+        put("region", f.region.map(Action::Region));
+        put("neo4j", f.neo4j.map(Action::Neo4j));
+        put("key", f.key.map(Action::Key));
+        put(
+            "workload",
+            f.workload.map(|WorkloadAction::Wait| Action::WaitWorkload),
+        );
+        put("clock", f.clock.map(Action::Clock));
+        if actions.len() != 1 {
+            return Err(ActionCount(actions.into_iter().map(|(n, _)| n).collect()));
+        }
+        let (_, action) = actions.remove(0);
+        Ok(Step {
+            at: f.at,
+            id: f.id,
+            action,
+        })
+    }
+}
+
+impl From<Step> for StepFields {
+    fn from(s: Step) -> Self {
+        let mut f = StepFields {
+            at: s.at,
+            id: s.id,
+            ..StepFields::default()
+        };
+        match s.action {
+            Action::Backup(b) => f.backup = Some(b),
+            Action::Restore(r) => f.restore = Some(r),
+            Action::Verify(v) => f.verify = Some(v),
+            Action::Copy(c) => f.copy = Some(c),
+            Action::Fault(x) => f.fault = Some(x),
+            Action::Heal => f.heal = Some(HealAll::All),
+            Action::Wait(d) => f.wait = Some(d),
+            Action::Agent(a) => f.agent = Some(a),
+            Action::Region(r) => f.region = Some(r),
+            Action::Neo4j(n) => f.neo4j = Some(n),
+            Action::Key(k) => f.key = Some(k),
+            Action::WaitWorkload => f.workload = Some(WorkloadAction::Wait),
+            Action::Clock(c) => f.clock = Some(c),
+        }
+        f
     }
 }
 

@@ -7,7 +7,7 @@ use neo4rs::{BoltList, BoltMap, BoltType, Graph, query};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::WorkloadError;
+use super::{WorkloadError, statements};
 use crate::graph::ID_PROPERTY;
 
 /// Labels and relationship types of generated graphs.
@@ -24,32 +24,29 @@ fn neo(what: &'static str) -> impl Fn(neo4rs::Error) -> WorkloadError {
     }
 }
 
-/// Runs the statements of a fixture file (`;`-separated, `//` comments).
-/// Statements that mention `$blob` get the bytes `[0, 1, 255, 128]`: Cypher
-/// has no byte-array literal.
+/// Runs the statements of a fixture file (`;`-separated, see
+/// [`statements::split`]). Statements that mention `$blob` get the bytes
+/// `[0, 1, 255, 128]`: Cypher has no byte-array literal.
 pub async fn load_file(graph: &Graph, path: &Path) -> Result<usize, WorkloadError> {
-    let text = std::fs::read_to_string(path).map_err(|e| WorkloadError::Fixture {
+    let bad = |message: String| WorkloadError::Fixture {
         path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let body: String = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n");
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let statements = statements::split(&text).map_err(|e| bad(e.to_string()))?;
     let mut n = 0;
-    for stmt in body.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-        let mut q = query(stmt);
-        if stmt.contains("$blob") {
+    for stmt in &statements {
+        let mut q = query(&stmt.text);
+        if stmt.text.contains("$blob") {
             q = q.param(
                 "blob",
                 BoltType::Bytes(neo4rs::BoltBytes::new(vec![0u8, 1, 255, 128].into())),
             );
         }
-        graph.run(q).await.map_err(|e| WorkloadError::Fixture {
-            path: path.to_path_buf(),
-            message: format!("statement {}: {e}", n + 1),
-        })?;
+        graph
+            .run(q)
+            .await
+            .map_err(|e| bad(format!("statement {} (line {}): {e}", n + 1, stmt.line)))?;
         n += 1;
     }
     Ok(n)

@@ -9,6 +9,7 @@
 //! operations up to its cursor (see [`crate::check::expected_graph`]).
 
 pub mod fixture;
+pub mod statements;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -2,18 +2,20 @@
 //! the real servers: backups and restores succeed, faults end in the right
 //! failure class and never in a job stuck "in progress".
 
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::{admin_graph, healthy, serial, shared_env};
+use crate::common::{admin_graph, healthy, schema_violations, serial, shared_env};
 use graphdrill::api::{FailureClass, Job, JobState};
 use graphdrill::drill::agent::{AgentProcess, AgentSetup};
 use graphdrill::env::{Environment, Link};
 use graphdrill::fault::{AccessDenied, Fault, Partition};
 use graphdrill::graph::{self, Graph};
 use neo4rs::query;
+use serde_json::{Value, json};
 
 const TOKEN: &str = "drill-token-0123456789abcdef";
 
@@ -855,4 +857,164 @@ async fn the_metadata_sync_reads_each_catalog_entry_once() {
         serde_json::Value::Null,
         "{health}"
     );
+}
+
+/// `packaging/graph-agent.service` as systemd reads it: no unknown key, an
+/// executable to start, and the hardening `systemd-analyze security` rates
+/// well (its exposure scale runs from 0, locked down, to 10).
+#[test]
+fn the_systemd_unit_is_valid_and_hardened() {
+    let analyze = std::path::Path::new("/usr/bin/systemd-analyze");
+    crate::common::ensure_debian_package("systemd", analyze);
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/graph-agent.service"
+    ))
+    .unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/graph-agent "),
+        "{unit}"
+    );
+    // The executable must exist for `verify`: the one the tests built.
+    let bin = crate::common::agent_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("graph-agent.service");
+    let here = unit.replace("/usr/local/bin/graph-agent", &bin.to_string_lossy());
+    std::fs::write(&file, here).unwrap();
+
+    let verify = Command::new(analyze)
+        .args(["verify", "--man=no"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let complaints = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success(), "{complaints}");
+    assert_eq!(complaints.trim(), "", "systemd-analyze verify complains");
+
+    let security = Command::new(analyze)
+        .args(["security", "--offline=yes"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&security.stdout);
+    let exposure: f64 = report
+        .lines()
+        .find_map(|l| l.split("graph-agent.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in: {report}"));
+    assert!(exposure <= 2.0, "exposure {exposure}:\n{report}");
+}
+
+/// `docs/openapi.json` against a running agent: each documented operation,
+/// called as a client would (with and without the token, with good and bad
+/// bodies), answers with one of its documented statuses and a body that
+/// conforms to the documented schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_describes_what_the_agent_answers() {
+    let _guard = healthy().await;
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let agent = start_agent(shared_env(), 1, "2m");
+    let backup = backed_up(&agent, "full", "local", Duration::from_secs(60)).await;
+    let id = backup.backup.clone().unwrap();
+    let good: BTreeMap<&str, Value> = [
+        (
+            "/v1/backups",
+            json!({"kind": "incremental", "tier": "local"}),
+        ),
+        ("/v1/restores", json!({"backup": id, "tier": "local"})),
+        (
+            "/v1/verify",
+            json!({"backup": id, "tier": "local", "sample": 0.5}),
+        ),
+        (
+            "/v1/copies",
+            json!({"backup": id, "from": "local", "to": "primary"}),
+        ),
+        ("/v1/prune", json!({"tier": "local"})),
+    ]
+    .into();
+    let client = http();
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let item = match item["$ref"].as_str() {
+            Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap(),
+            None => item,
+        };
+        for (method, op) in item.as_object().unwrap() {
+            let collection = path.trim_end_matches("/{id}");
+            let mut calls: Vec<(String, Option<Value>, bool)> = Vec::new();
+            match method.as_str() {
+                "post" => {
+                    calls.push((path.clone(), Some(good[path.as_str()].clone()), true));
+                    calls.push((path.clone(), Some(json!({"tier": "nowhere"})), true));
+                    calls.push((path.clone(), Some(good[path.as_str()].clone()), false));
+                }
+                "get" if path.ends_with("{id}") => {
+                    if collection == "/v1/backups" {
+                        calls.push((format!("{collection}/{}", backup.id), None, true));
+                    }
+                    calls.push((format!("{collection}/no-such-job"), None, true));
+                    calls.push((format!("{collection}/{}", backup.id), None, false));
+                }
+                _ => {
+                    calls.push((path.clone(), None, true));
+                    calls.push((path.clone(), None, false));
+                }
+            }
+            for (url, body, token) in calls {
+                let mut req = match &body {
+                    Some(b) => client.post(format!("{}{url}", agent.url)).json(b),
+                    None => client.get(format!("{}{url}", agent.url)),
+                };
+                if token {
+                    req = req.bearer_auth(TOKEN);
+                }
+                let resp = req.send().await.unwrap();
+                let status = resp.status().as_u16().to_string();
+                let text = resp.text().await.unwrap();
+                let what = format!(
+                    "{} {url} (token: {token}) → {status}",
+                    method.to_uppercase()
+                );
+                let Some(documented) = op["responses"].get(&status) else {
+                    problems.push(format!("{what}: status not documented: {text}"));
+                    continue;
+                };
+                let documented = match documented["$ref"].as_str() {
+                    Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap(),
+                    None => documented,
+                };
+                if let Some(schema) = documented["content"]["application/json"].get("schema") {
+                    match serde_json::from_str::<Value>(&text) {
+                        Ok(v) => problems.extend(
+                            schema_violations(&doc, schema, &v, "body")
+                                .into_iter()
+                                .map(|p| format!("{what}: {p}")),
+                        ),
+                        Err(e) => problems.push(format!("{what}: not JSON ({e}): {text}")),
+                    }
+                }
+                checked += 1;
+                // A job a call started ends before the next one starts.
+                if status == "202" {
+                    let job: Job = serde_json::from_str(&text).unwrap();
+                    finish(
+                        &agent,
+                        collection.trim_start_matches("/v1/"),
+                        &job,
+                        Duration::from_secs(60),
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(checked >= 30, "only {checked} calls were checked");
 }

@@ -185,3 +185,76 @@ pub fn agent_bin() -> std::path::PathBuf {
     );
     bin
 }
+
+/// What `value` lacks or has wrong against `schema`, a part of the JSON
+/// Schema or OpenAPI document `root`: the subset the project's documents
+/// use (`$ref`, `type`, `enum`, `const`, `required`, `properties`,
+/// `additionalProperties`, `items`). Empty when it conforms.
+pub fn schema_violations(
+    root: &serde_json::Value,
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+    at: &str,
+) -> Vec<String> {
+    use serde_json::Value;
+    if let Some(r) = schema["$ref"].as_str() {
+        let target = root
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("`{r}` names nothing in the document"));
+        return schema_violations(root, target, value, at);
+    }
+    let is = |ty: &str| match ty {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "integer" => value.is_u64() || value.is_i64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "null" => value.is_null(),
+        _ => true,
+    };
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !types.is_empty() && !types.iter().any(|t| is(t)) {
+        return vec![format!("{at}: {value} is not of type {types:?}")];
+    }
+    let mut out = Vec::new();
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        out.push(format!("{at}: {value} is none of {allowed:?}"));
+    }
+    if let Some(c) = schema.get("const")
+        && c != value
+    {
+        out.push(format!("{at}: {value} is not {c}"));
+    }
+    if let Some(obj) = value.as_object() {
+        for name in schema["required"].as_array().into_iter().flatten() {
+            let name = name.as_str().unwrap_or_default();
+            if !obj.contains_key(name) {
+                out.push(format!("{at}: `{name}` is missing"));
+            }
+        }
+        for (k, v) in obj {
+            let here = format!("{at}.{k}");
+            match (&schema["properties"][k], &schema["additionalProperties"]) {
+                (Value::Null, Value::Bool(false)) => out.push(format!("{here}: not in the schema")),
+                (Value::Null, extra @ Value::Object(_)) => {
+                    out.extend(schema_violations(root, extra, v, &here))
+                }
+                (Value::Null, _) => {}
+                (s, _) => out.extend(schema_violations(root, s, v, &here)),
+            }
+        }
+    }
+    if let (Some(items), Some(schema)) = (value.as_array(), schema.get("items")) {
+        for (i, v) in items.iter().enumerate() {
+            out.extend(schema_violations(root, schema, v, &format!("{at}[{i}]")));
+        }
+    }
+    out
+}

@@ -205,21 +205,22 @@ fn graphdrill(engine: &Engine, args: &[&str], envs: &[(&str, &str)]) -> Command 
     cmd
 }
 
-/// One `graphdrill run --backend docker`: exit code, reports by scenario,
-/// wall time, stderr.
+/// One `graphdrill run --backend docker` in environment `env_name` (its
+/// own unless one of that name runs): exit code, reports by scenario, wall
+/// time, stderr.
 fn run(
     engine: &Engine,
+    env_name: &str,
     scenarios: &[&str],
     envs: &[(&str, &str)],
 ) -> (i32, BTreeMap<String, Value>, Duration, String) {
     let reports = tempfile::tempdir().unwrap();
-    let env_name = format!("docker-test-{}", std::process::id());
     let mut args = vec![
         "run",
         "--backend",
         "docker",
         "--env-name",
-        &env_name,
+        env_name,
         "--report-dir",
         reports.path().to_str().unwrap(),
     ];
@@ -265,7 +266,8 @@ fn smoke_access_denied_region_loss_and_clock_skew_give_the_same_verdicts_on_dock
         let lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
         crate::common::ensure_debian_package("faketime", Path::new(lib));
     }
-    let (code_d, docker_reports, took_d, err_d) = run(engine, &SCENARIOS, &[]);
+    let env_name = format!("docker-test-{}", std::process::id());
+    let (code_d, docker_reports, took_d, err_d) = run(engine, &env_name, &SCENARIOS, &[]);
     assert_eq!(code_d, 0, "docker backend:\n{err_d}");
     assert!(
         leftovers(&engine.host).is_empty(),
@@ -308,24 +310,6 @@ fn smoke_access_denied_region_loss_and_clock_skew_give_the_same_verdicts_on_dock
         secs(&local_reports["smoke"]),
         took_d.as_secs_f64(),
     );
-}
-
-/// The checks still fail on this backend: a deliberate agent bug is caught.
-#[cfg(feature = "defects")]
-#[test]
-fn a_defective_agent_fails_the_drill_on_docker_too() {
-    let _serial = crate::common::serial_blocking();
-    let Some(engine) = engine_or_skip("defect on docker") else {
-        return;
-    };
-    let (code, reports, _, err) = run(
-        engine,
-        &["scenarios/smoke"],
-        &[("GRAPH_AGENT_DEFECTS", "early-success")],
-    );
-    assert_eq!(code, 1, "{err}");
-    assert_eq!(verdicts(&reports["smoke"])["agent-claims"], "fail", "{err}");
-    assert!(leftovers(&engine.host).is_empty());
 }
 
 /// Starts a docker drill and waits until the agent's container is up.
@@ -397,12 +381,23 @@ fn an_interrupted_or_killed_docker_drill_leaves_no_container() {
     );
 }
 
-#[test]
-fn a_paused_agent_container_sends_no_heartbeat_until_resumed() {
-    let _serial = crate::common::serial_blocking();
-    let Some(engine) = engine_or_skip("agent pause") else {
-        return;
-    };
+/// The checks still fail on this backend: a deliberate agent bug is caught
+/// (in the running environment `env_name`).
+#[cfg(feature = "defects")]
+fn a_defective_agent_fails_the_drill_on_docker_too(engine: &Engine, env_name: &str) {
+    let (code, reports, _, err) = run(
+        engine,
+        env_name,
+        &["scenarios/smoke"],
+        &[("GRAPH_AGENT_DEFECTS", "early-success")],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(verdicts(&reports["smoke"])["agent-claims"], "fail", "{err}");
+}
+
+/// A drill pausing the agent's container (`docker pause`) in the running
+/// environment `env_name`.
+fn a_paused_agent_container_sends_no_heartbeat_until_resumed(engine: &Engine, env_name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("pause.toml");
     std::fs::write(
@@ -424,7 +419,7 @@ fn a_paused_agent_container_sends_no_heartbeat_until_resumed() {
             "--backend",
             "docker",
             "--env-name",
-            "docker-test-pause",
+            env_name,
             "--report-dir",
             reports.path().to_str().unwrap(),
             scenario.to_str().unwrap(),
@@ -473,11 +468,14 @@ fn a_paused_agent_container_sends_no_heartbeat_until_resumed() {
         beats.iter().any(|&t| t > resumed),
         "no heartbeat after resume"
     );
-    assert!(leftovers(&engine.host).is_empty());
 }
 
+/// One detached environment serves several drills (each removes its agent's
+/// container and leaves the servers running), then `env down` from another
+/// process stops it. One environment for all of it: starting one costs more
+/// than the drills.
 #[test]
-fn env_down_from_another_process_stops_a_detached_docker_environment_and_logs_its_shutdown() {
+fn a_detached_docker_environment_serves_drills_until_env_down_from_another_process() {
     let _serial = crate::common::serial_blocking();
     let Some(engine) = engine_or_skip("detached env") else {
         return;
@@ -489,7 +487,22 @@ fn env_down_from_another_process_stops_a_detached_docker_environment_and_logs_it
         &[],
     ));
     // `env up` has exited; its servers run on, unfollowed.
-    assert_eq!(listed(&engine.host, &["ps", "-q"]).len(), 5);
+    let containers = || {
+        let mut ids = listed(&engine.host, &["ps", "-aq"]);
+        ids.sort();
+        ids
+    };
+    let servers = containers();
+    assert_eq!(servers.len(), 5);
+
+    #[cfg(feature = "defects")]
+    a_defective_agent_fails_the_drill_on_docker_too(engine, name);
+    a_paused_agent_container_sends_no_heartbeat_until_resumed(engine, name);
+    assert_eq!(
+        containers(),
+        servers,
+        "the drills left only the environment's servers"
+    );
     let console = engine
         .home
         .join("envs")

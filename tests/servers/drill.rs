@@ -70,7 +70,18 @@ fn check_run_folder(dir: &Path, report: &Value) {
     ] {
         assert!(dir.join(f).is_file(), "{} lacks {f}", dir.display());
     }
-    assert_eq!(report["schema"], 1);
+    // The layout `docs/report.schema.json` documents, number and unit on
+    // every measure.
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/report.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let wrong = crate::common::schema_violations(&schema, &schema, report, "report");
+    assert!(wrong.is_empty(), "{}: {}", dir.display(), wrong.join("\n"));
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     let checks = report["checks"].as_array().unwrap();
     assert_eq!(junit.matches("<testcase ").count(), checks.len(), "{junit}");

@@ -98,6 +98,8 @@ fn env_down_from_another_process_stops_everything_and_frees_its_ports() {
     assert!(status.status.success());
     assert_eq!(text.matches(" up ").count(), 5, "{text}");
 
+    a_server_dying_mid_drill_is_an_environment_failure(&d, &state);
+
     let down = graphdrill()
         .args(["env", "down", "--dir"])
         .arg(&d)
@@ -117,6 +119,67 @@ fn env_down_from_another_process_stops_everything_and_frees_its_ports() {
         .unwrap();
     assert_eq!(after.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&after.stderr).contains("no environment"));
+}
+
+/// A drill in the running environment at `d`; its recovery database is
+/// killed under it: the run exits 3 and names the server, not a failed check.
+fn a_server_dying_mid_drill_is_an_environment_failure(d: &Path, state: &EnvState) {
+    let work = tempfile::tempdir().unwrap();
+    let scenario = work.path().join("dies.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+name = "dies"
+description = "the recovery database is killed before the restore"
+[fixture]
+generate = { nodes = 10, rels = 5 }
+[[step]]
+wait = "2s"
+[[step]]
+backup = { kind = "full", tier = "primary" }
+[[step]]
+restore = { backup = "latest", tier = "primary" }
+"#,
+    )
+    .unwrap();
+    let reports = work.path().join("reports");
+    let run = graphdrill()
+        .args(["run", "--env-dir"])
+        .arg(d)
+        .arg("--report-dir")
+        .arg(&reports)
+        .arg(&scenario)
+        .env("GRAPHDRILL_AGENT", crate::common::agent_bin())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed once the timeline has begun.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let started = || {
+        let events = std::fs::read_dir(&reports)
+            .ok()?
+            .flatten()
+            .find_map(|e| std::fs::read_to_string(e.path().join("events.jsonl")).ok())?;
+        events.contains("step_started").then_some(())
+    };
+    while started().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the drill never started its timeline"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let recovery = state.processes["neo4j-recovery"].pid;
+    // SAFETY: SIGKILL to the server's own process group.
+    unsafe { libc::kill(-(recovery as libc::pid_t), libc::SIGKILL) };
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("dies: the environment failed") && stderr.contains("neo4j-recovery"),
+        "{stderr}"
+    );
 }
 
 #[test]

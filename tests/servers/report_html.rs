@@ -149,9 +149,9 @@ fn drill() -> Report {
     events.sort_by_key(|e| e.time_ms);
     let checks = vec![
         CheckResult::new("rpo[step 1]", Status::Pass, "no acknowledged write lost")
-            .measure(Measure::new("lost", 0).against("0")),
+            .measure(Measure::count("lost", 0u64).at_most(0.0)),
         CheckResult::new("sla/restore", Status::Fail, "restore took 95.2 s")
-            .measure(Measure::new("restore time", "95.2 s").against("≤ 60 s"))
+            .measure(Measure::seconds("restore time", 95_200).at_most_ms(60_000))
             .details(vec!["restore r1 of backup-j2: fetch 80.1 s".into()]),
         CheckResult::new(
             "consistency[step 2]/items",

@@ -22,7 +22,7 @@ pub(super) async fn heal(
     parts: &[Arc<dyn Fault>],
     healed: &AtomicBool,
     what: &str,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     if healed.swap(true, Ordering::SeqCst) {
         return Ok(());
     }
@@ -30,7 +30,10 @@ pub(super) async fn heal(
         if let Err(e) = p.heal(env).await {
             healed.store(false, Ordering::SeqCst);
             tracing::warn!(error = %e, fault = what, "heal failed");
-            return Err(format!("heal {what}: {e}"));
+            return Err(StepError::Heal {
+                what: what.to_string(),
+                source: Box::new(e),
+            });
         }
     }
     events.push(EventKind::FaultHealed {
@@ -81,7 +84,11 @@ impl Drill<'_> {
         ]
     }
 
-    pub(super) async fn inject_fault(&mut self, i: usize, f: &FaultStep) -> Result<String, String> {
+    pub(super) async fn inject_fault(
+        &mut self,
+        i: usize,
+        f: &FaultStep,
+    ) -> Result<String, StepError> {
         let parts = self.build_fault(f);
         let n = self.faults.len();
         if let Some(expect) = f.heartbeat {
@@ -101,12 +108,15 @@ impl Drill<'_> {
         parts: Vec<Arc<dyn Fault>>,
         tag: String,
         heal_after: Option<Duration>,
-    ) -> Result<String, String> {
+    ) -> Result<String, StepError> {
         let what = parts.first().map(|p| p.describe()).unwrap_or_default();
         for p in &parts {
             p.inject(&self.env)
                 .await
-                .map_err(|e| format!("inject {what}: {e}"))?;
+                .map_err(|source| StepError::Inject {
+                    what: what.clone(),
+                    source: Box::new(source),
+                })?;
         }
         let n = self.faults.len();
         self.events().push(EventKind::FaultInjected {
@@ -137,7 +147,7 @@ impl Drill<'_> {
         Ok(what)
     }
 
-    pub(super) async fn heal_tagged(&mut self, tag: &str) -> Result<String, String> {
+    pub(super) async fn heal_tagged(&mut self, tag: &str) -> Result<String, StepError> {
         let found = self
             .faults
             .iter()
@@ -145,14 +155,14 @@ impl Drill<'_> {
             .rev()
             .find(|(_, f)| f.tag == tag && !f.healed.load(Ordering::SeqCst));
         let Some((n, f)) = found else {
-            return Err(format!("nothing to undo: no `{tag}` fault in place"));
+            return Err(StepError::NothingToUndo(tag.to_string()));
         };
         heal(&self.env, self.events(), n, &f.parts, &f.healed, &f.what).await?;
         Ok(format!("healed {}", f.what))
     }
 
     /// Heals every fault still in place, then checks nothing is left.
-    pub(super) async fn heal_all(&mut self) -> Result<(), String> {
+    pub(super) async fn heal_all(&mut self) -> Result<(), StepError> {
         let mut first = Ok(());
         for (n, f) in self.faults.iter().enumerate() {
             let r = heal(&self.env, self.events(), n, &f.parts, &f.healed, &f.what).await;
@@ -160,7 +170,10 @@ impl Drill<'_> {
         }
         let rest = fault::heal_all(&self.env)
             .await
-            .map_err(|e| format!("heal: {e}"));
+            .map_err(|source| StepError::Heal {
+                what: "the environment".into(),
+                source: Box::new(source),
+            });
         first.and(rest)
     }
 }

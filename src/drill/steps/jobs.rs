@@ -69,11 +69,11 @@ impl Drill<'_> {
         &mut self,
         i: usize,
         step: &Step,
-        tier: Tier,
+        backup: &BackupStep,
         body: serde_json::Value,
     ) -> String {
         let what = describe(step);
-        let expect = step.backup.as_ref().and_then(|b| b.expect.clone());
+        let (tier, expect) = (backup.tier, backup.expect.clone());
         let Some(agent) = &self.agent else {
             return "the agent is not running".into();
         };
@@ -133,10 +133,10 @@ impl Drill<'_> {
     pub(super) fn last_job_line(&self) -> String {
         match self.expectations.last().and_then(|e| e.job.as_ref()) {
             Some(j) => match &j.failure {
-                Some(f) => format!("{:?} ({:?}: {})", j.state, f.class, f.message),
+                Some(f) => format!("{} ({}: {})", word(&j.state), word(&f.class), f.message),
                 None => format!(
-                    "{:?} in {:.1} s",
-                    j.state,
+                    "{} in {:.1} s",
+                    word(&j.state),
                     j.finished_ms
                         .unwrap_or(j.created_ms)
                         .saturating_sub(j.created_ms) as f64

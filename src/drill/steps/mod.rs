@@ -2,11 +2,13 @@
 //! thing to the environment or the agent and records what it saw; judging
 //! happens later, over the records.
 
+mod error;
 mod faults;
 mod jobs;
 mod restore;
 mod storage;
 
+pub use error::StepError;
 use faults::Injected;
 use jobs::Pending;
 use storage::Storage;
@@ -19,7 +21,7 @@ use std::time::Duration;
 use neo4rs::query;
 use serde_json::json;
 
-use super::agent::{AgentProcess, AgentSetup};
+use super::agent::{AgentError, AgentProcess, AgentSetup};
 use super::store::{Events, RunStore};
 use super::{Progress, RunOptions, heartbeat};
 use crate::api::{Job, JobKind, JobState};
@@ -34,8 +36,8 @@ use crate::repository::envelope::Keys;
 use crate::repository::{Objects, Reader, catalog};
 use crate::s3::Bucket;
 use crate::scenario::{
-    AgentAction, ExpectedState, FaultKind, FaultStep, JobExpect, KeyAction, Neo4jAction,
-    RegionAction, Scenario, Step, Tier,
+    Action, AgentAction, BackupStep, ExpectedState, FaultKind, FaultStep, JobExpect, KeyAction,
+    Neo4jAction, RegionAction, Scenario, Step, Tier, word,
 };
 use crate::workload::{self, Plan, WorkloadError, fixture};
 
@@ -79,62 +81,52 @@ pub fn describe(step: &Step) -> String {
             ..
         }) => format!(
             " (expect failure{})",
-            class.map_or(String::new(), |c| format!(" {c:?}"))
+            class.map_or(String::new(), |c| format!(" {}", word(&c)))
         ),
         _ => String::new(),
     };
-    if let Some(b) = &step.backup {
-        format!(
-            "backup {:?} → {}{}",
-            b.kind,
+    match &step.action {
+        Action::Backup(b) => format!(
+            "backup {} → {}{}",
+            word(&b.kind),
             b.tier.name(),
             expect(&b.expect)
-        )
-    } else if let Some(r) = &step.restore {
-        format!(
+        ),
+        Action::Restore(r) => format!(
             "restore {} from {}{}",
             r.backup,
             r.tier.name(),
             expect(&r.expect)
-        )
-    } else if let Some(v) = &step.verify {
-        format!(
+        ),
+        Action::Verify(v) => format!(
             "verify {} in {}{}",
             v.backup,
             v.tier.name(),
             expect(&v.expect)
-        )
-    } else if let Some(c) = &step.copy {
-        format!("copy {} {} → {}", c.backup, c.from.name(), c.to.name())
-    } else if let Some(f) = &step.fault {
-        let target = f
-            .link
-            .map(|l| l.link().to_string())
-            .or(f.region.map(|r| r.component().to_string()))
-            .unwrap_or_default();
-        let dur = f.duration.map_or(String::new(), |d| format!(" for {d}"));
-        format!("fault {:?} on {target}{dur}", f.kind)
-    } else if step.heal.is_some() {
-        "heal all faults".into()
-    } else if let Some(w) = step.wait {
-        format!("wait {w}")
-    } else if let Some(a) = step.agent {
-        format!("agent {a:?}")
-    } else if let Some(r) = &step.region {
-        format!(
-            "region {:?} {:?}{}",
-            r.region,
-            r.action,
+        ),
+        Action::Copy(c) => format!("copy {} {} → {}", c.backup, c.from.name(), c.to.name()),
+        Action::Fault(f) => {
+            let target = f
+                .link
+                .map(|l| l.link().to_string())
+                .or(f.region.map(|r| r.component().to_string()))
+                .unwrap_or_default();
+            let dur = f.duration.map_or(String::new(), |d| format!(" for {d}"));
+            format!("fault {} on {target}{dur}", word(&f.kind))
+        }
+        Action::Heal => "heal all faults".into(),
+        Action::Wait(w) => format!("wait {w}"),
+        Action::Agent(a) => format!("agent {}", word(a)),
+        Action::Region(r) => format!(
+            "region {} {}{}",
+            word(&r.region),
+            word(&r.action),
             if r.wipe { " (data wiped)" } else { "" }
-        )
-    } else if let Some(n) = step.neo4j {
-        format!("neo4j {n:?}")
-    } else if let Some(k) = step.key {
-        format!("key {k:?}")
-    } else if let Some(c) = step.clock {
-        format!("agent clock {:+} s", c.ms / 1000)
-    } else {
-        "wait for the workload".into()
+        ),
+        Action::Neo4j(n) => format!("neo4j {}", word(n)),
+        Action::Key(k) => format!("key {}", word(k)),
+        Action::Clock(c) => format!("agent clock {:+} s", c.ms / 1000),
+        Action::WaitWorkload => "wait for the workload".into(),
     }
 }
 
@@ -205,10 +197,14 @@ impl<'a> Drill<'a> {
         &self.store.events
     }
 
-    async fn admin(&self, instance: &str) -> Result<neo4rs::Graph, String> {
+    async fn admin(&self, instance: &'static str) -> Result<neo4rs::Graph, StepError> {
         env::neo4j::admin(&self.env.state().neo4j[instance], "neo4j")
             .await
-            .map_err(|e| format!("neo4j `{instance}` as admin: {e}"))
+            .map_err(|message| StepError::Neo4j {
+                instance,
+                doing: "connect as admin",
+                message,
+            })
     }
 
     /// A key for this drill, the same for the same seed.
@@ -232,61 +228,63 @@ impl<'a> Drill<'a> {
 
     /// Puts the environment back to clean, loads the fixture, records the
     /// base graph, and starts the heartbeat receiver, the agent and the workload.
-    pub async fn prepare(&mut self) -> Result<(), String> {
+    pub async fn prepare(&mut self) -> Result<(), StepError> {
         fault::heal_all(&self.env)
             .await
-            .map_err(|e| format!("heal the environment: {e}"))?;
+            .map_err(|source| StepError::Heal {
+                what: "the faults of an earlier run".into(),
+                source: Box::new(source),
+            })?;
         let source = self.admin("neo4j").await?;
         env::neo4j::drop_triggers(&self.env.state().neo4j["neo4j"])
             .await
-            .map_err(|e| format!("remove an earlier agent's triggers: {e}"))?;
+            .map_err(|message| StepError::Neo4j {
+                instance: "neo4j",
+                doing: "remove an earlier agent's triggers",
+                message,
+            })?;
         for instance in ["neo4j", "neo4j-recovery"] {
             let g = self.admin(instance).await?;
             crate::bolt::wipe(&g)
                 .await
-                .map_err(|e| format!("empty `{instance}`: {e}"))?;
+                .map_err(|message| StepError::Neo4j {
+                    instance,
+                    doing: "empty the database",
+                    message,
+                })?;
         }
         for region in ["s3-primary", "s3-archive"] {
             let bucket = self.storage.bucket(region)?;
-            let keys = bucket
-                .list("")
-                .await
-                .map_err(|e| format!("list `{region}`: {e}"))?;
+            let failed = |doing| {
+                move |source| StepError::Storage {
+                    region,
+                    doing,
+                    source: Box::new(source),
+                }
+            };
+            let keys = bucket.list("").await.map_err(failed("list"))?;
             for (key, _) in keys {
-                bucket
-                    .delete(&key)
-                    .await
-                    .map_err(|e| format!("empty `{region}`: {e}"))?;
+                bucket.delete(&key).await.map_err(failed("empty"))?;
             }
         }
         let started = std::time::Instant::now();
         self.progress.status("loading the fixture");
         match (self.scenario.fixture_path(), self.scenario.fixture.generate) {
             (Some(path), _) => {
-                fixture::load_file(&source, &path)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                fixture::load_file(&source, &path).await?;
             }
             (None, Some(g)) => {
-                fixture::generate(&source, self.scenario.seed, g.nodes, g.rels)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                fixture::generate(&source, self.scenario.seed, g.nodes, g.rels).await?;
             }
             (None, None) => {}
         }
         if self.scenario.workload.is_some() {
-            workload::install_schema(&source)
-                .await
-                .map_err(|e| e.to_string())?;
+            workload::install_schema(&source).await?;
         }
-        fixture::name_entities(&source)
-            .await
-            .map_err(|e| e.to_string())?;
+        fixture::name_entities(&source).await?;
         let loaded = started.elapsed();
         self.progress.status("recording the base graph");
-        self.base = graph::read::read(&source)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.base = graph::read::read(&source).await?;
         self.progress.line(&format!(
             "  fixture: {} nodes, {} relationships; loaded in {:.1} s, recorded in {:.1} s",
             self.base.nodes.len(),
@@ -299,7 +297,10 @@ impl<'a> Drill<'a> {
         self.receiver = Some(
             heartbeat::Receiver::start(state.control_port, self.store.events.clone())
                 .await
-                .map_err(|e| format!("heartbeat receiver on port {}: {e}", state.control_port))?,
+                .map_err(|source| StepError::Heartbeat {
+                    port: state.control_port,
+                    source,
+                })?,
         );
         let token = env::random_secret(32);
         self.secrets.push(("control token".into(), token.clone()));
@@ -318,10 +319,7 @@ impl<'a> Drill<'a> {
         };
         let _ = std::fs::create_dir_all(self.store.dir.join("logs"));
         let env = self.env.clone();
-        let agent = tokio::task::spawn_blocking(move || AgentProcess::start(&env, setup))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let agent = tokio::task::spawn_blocking(move || AgentProcess::start(&env, setup)).await??;
         self.agent = Some(agent);
         self.events().push(EventKind::Agent {
             action: "started".into(),
@@ -367,170 +365,163 @@ impl<'a> Drill<'a> {
         }
     }
 
-    fn agent(&self) -> Result<&AgentProcess, String> {
-        self.agent
-            .as_ref()
-            .ok_or_else(|| "the agent is not running".to_string())
+    fn agent(&self) -> Result<&AgentProcess, StepError> {
+        self.agent.as_ref().ok_or(StepError::NoAgent)
     }
 
     /// Runs one step; an error means the drill itself broke (a failed job
     /// is not one: it is recorded and judged).
-    pub async fn step(&mut self, i: usize, step: &Step) -> Result<String, String> {
-        if let Some(b) = &step.backup {
-            let body = json!({"kind": b.kind, "tier": b.tier.name()});
-            if b.background {
-                return Ok(self.background_backup(i, step, b.tier, body).await);
-            }
-            self.settle().await;
-            let job = self
-                .job_step(i, "backups", body, describe(step), &b.expect)
-                .await;
-            self.note_backup(b.tier, step.id.as_ref(), job.as_ref());
-            return Ok(self.last_job_line());
-        }
-        if step.restore.is_some() || step.verify.is_some() || step.copy.is_some() {
+    pub async fn step(&mut self, i: usize, step: &Step) -> Result<String, StepError> {
+        if matches!(
+            step.action,
+            Action::Backup(BackupStep {
+                background: false,
+                ..
+            }) | Action::Restore(_)
+                | Action::Verify(_)
+                | Action::Copy(_)
+        ) {
             self.settle().await;
         }
-        if let Some(r) = &step.restore {
-            return self
-                .restore(i, r.tier, &r.backup, &r.expect, describe(step))
-                .await;
-        }
-        if let Some(v) = &step.verify {
-            let Some(backup) = self.resolve(&v.backup, v.tier) else {
-                return Ok(self.nothing_to(i, "verify", v.tier, &v.expect, describe(step)));
-            };
-            let mut body = json!({"backup": backup, "tier": v.tier.name()});
-            if let Some(s) = v.sample {
-                body["sample"] = json!(s);
-            }
-            self.job_step(i, "verify", body, describe(step), &v.expect)
-                .await;
-            return Ok(self.last_job_line());
-        }
-        if let Some(c) = &step.copy {
-            let Some(backup) = self.resolve(&c.backup, c.from) else {
-                return Ok(self.nothing_to(i, "copy", c.from, &c.expect, describe(step)));
-            };
-            let body = json!({"backup": backup, "from": c.from.name(), "to": c.to.name()});
-            let job = self
-                .job_step(i, "copies", body, describe(step), &c.expect)
-                .await;
-            if job.is_some_and(|j| j.state == JobState::Succeeded) {
-                self.backups.entry(c.to).or_default().push(backup);
-            }
-            return Ok(self.last_job_line());
-        }
-        if let Some(f) = &step.fault {
-            return self.inject_fault(i, f).await;
-        }
-        if step.heal.is_some() {
-            self.heal_all().await?;
-            return Ok(String::new());
-        }
-        if let Some(d) = step.wait {
-            tokio::time::sleep(d.0).await;
-            return Ok(String::new());
-        }
-        if let Some(a) = step.agent {
-            return self.agent_action(a).await;
-        }
-        if let Some(r) = &step.region {
-            let tag = format!("region {}", r.region.component());
-            return match r.action {
-                RegionAction::Lose => {
-                    let f: Arc<dyn Fault> = Arc::new(RegionLoss::new(r.region.component(), r.wipe));
-                    self.inject(vec![f], tag, None).await
+        match &step.action {
+            Action::Backup(b) => {
+                let body = json!({"kind": b.kind, "tier": b.tier.name()});
+                if b.background {
+                    return Ok(self.background_backup(i, step, b, body).await);
                 }
-                RegionAction::Restore => self.heal_tagged(&tag).await,
-            };
-        }
-        if let Some(n) = step.neo4j {
-            let tag = "neo4j password".to_string();
-            return match n {
-                Neo4jAction::RotatePassword => {
-                    let f: Arc<dyn Fault> = Arc::new(RotatePassword::new("neo4j"));
-                    self.inject(vec![f], tag, None).await
+                let job = self
+                    .job_step(i, "backups", body, describe(step), &b.expect)
+                    .await;
+                self.note_backup(b.tier, step.id.as_ref(), job.as_ref());
+                Ok(self.last_job_line())
+            }
+            Action::Restore(r) => {
+                self.restore(i, r.tier, &r.backup, &r.expect, describe(step))
+                    .await
+            }
+            Action::Verify(v) => {
+                let Some(backup) = self.resolve(&v.backup, v.tier) else {
+                    return Ok(self.nothing_to(i, "verify", v.tier, &v.expect, describe(step)));
+                };
+                let mut body = json!({"backup": backup, "tier": v.tier.name()});
+                if let Some(s) = v.sample {
+                    body["sample"] = json!(s);
                 }
-                Neo4jAction::RestorePassword => self.heal_tagged(&tag).await,
-            };
+                self.job_step(i, "verify", body, describe(step), &v.expect)
+                    .await;
+                Ok(self.last_job_line())
+            }
+            Action::Copy(c) => {
+                let Some(backup) = self.resolve(&c.backup, c.from) else {
+                    return Ok(self.nothing_to(i, "copy", c.from, &c.expect, describe(step)));
+                };
+                let body = json!({"backup": backup, "from": c.from.name(), "to": c.to.name()});
+                let job = self
+                    .job_step(i, "copies", body, describe(step), &c.expect)
+                    .await;
+                if job.is_some_and(|j| j.state == JobState::Succeeded) {
+                    self.backups.entry(c.to).or_default().push(backup);
+                }
+                Ok(self.last_job_line())
+            }
+            Action::Fault(f) => self.inject_fault(i, f).await,
+            Action::Heal => {
+                self.heal_all().await?;
+                Ok(String::new())
+            }
+            Action::Wait(d) => {
+                tokio::time::sleep(d.0).await;
+                Ok(String::new())
+            }
+            Action::Agent(a) => self.agent_action(*a).await,
+            Action::Region(r) => {
+                let tag = format!("region {}", r.region.component());
+                match r.action {
+                    RegionAction::Lose => {
+                        let f: Arc<dyn Fault> =
+                            Arc::new(RegionLoss::new(r.region.component(), r.wipe));
+                        self.inject(vec![f], tag, None).await
+                    }
+                    RegionAction::Restore => self.heal_tagged(&tag).await,
+                }
+            }
+            Action::Neo4j(n) => {
+                let tag = "neo4j password".to_string();
+                match n {
+                    Neo4jAction::RotatePassword => {
+                        let f: Arc<dyn Fault> = Arc::new(RotatePassword::new("neo4j"));
+                        self.inject(vec![f], tag, None).await
+                    }
+                    Neo4jAction::RestorePassword => self.heal_tagged(&tag).await,
+                }
+            }
+            Action::Clock(skew) => {
+                let ms = skew.ms;
+                self.restart_agent(move |agent, env| agent.set_clock_skew(env, ms))
+                    .await?;
+                Ok(format!("agent restarted {:+} s off", ms / 1000))
+            }
+            Action::Key(k) => {
+                let key = self.next_key();
+                let mut keys = match k {
+                    KeyAction::Rotate => self.agent()?.keys().to_vec(),
+                    KeyAction::Replace => Vec::new(),
+                };
+                keys.push(key);
+                self.restart_agent(move |agent, env| agent.set_keys(env, keys))
+                    .await?;
+                Ok(format!("agent restarted with key {}", self.keys_made))
+            }
+            Action::WaitWorkload => {
+                self.wait_workload().await?;
+                Ok(format!("{} operations", self.ops.len()))
+            }
         }
-        if let Some(skew) = step.clock {
-            let env = self.env.clone();
-            let mut agent = self.agent.take().ok_or("the agent is not running")?;
-            let (agent, result) = tokio::task::spawn_blocking(move || {
-                let r = agent.set_clock_skew(&env, skew.ms);
-                (agent, r)
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-            self.agent = Some(agent);
-            result.map_err(|e| e.to_string())?;
-            return Ok(format!("agent restarted {:+} s off", skew.ms / 1000));
-        }
-        if let Some(k) = step.key {
-            let key = self.next_key();
-            let mut keys = match k {
-                KeyAction::Rotate => self.agent()?.keys().to_vec(),
-                KeyAction::Replace => Vec::new(),
-            };
-            keys.push(key);
-            let env = self.env.clone();
-            let mut agent = self.agent.take().ok_or("the agent is not running")?;
-            let (agent, result) = tokio::task::spawn_blocking(move || {
-                let r = agent.set_keys(&env, keys);
-                (agent, r)
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-            self.agent = Some(agent);
-            result.map_err(|e| e.to_string())?;
-            return Ok(format!("agent restarted with key {}", self.keys_made));
-        }
-        // `workload = "wait"`.
-        self.wait_workload().await?;
-        Ok(format!("{} operations", self.ops.len()))
     }
 
-    async fn agent_action(&mut self, a: AgentAction) -> Result<String, String> {
-        let mut agent = self.agent.take().ok_or("the agent is not running")?;
+    /// Does `f` to the agent process off the async threads (it waits for
+    /// the process), and keeps the agent whatever the outcome.
+    async fn restart_agent(
+        &mut self,
+        f: impl FnOnce(&mut AgentProcess, &Environment) -> Result<(), AgentError> + Send + 'static,
+    ) -> Result<(), StepError> {
+        let mut agent = self.agent.take().ok_or(StepError::NoAgent)?;
         let env = self.env.clone();
         let (agent, result) = tokio::task::spawn_blocking(move || {
-            let r = match a {
-                AgentAction::Kill => {
-                    agent.kill();
-                    Ok(())
-                }
-                AgentAction::Pause => agent.pause(),
-                AgentAction::Resume => agent.resume(),
-                AgentAction::Restart => agent.restart(&env),
-            };
+            let r = f(&mut agent, &env);
             (agent, r)
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         self.agent = Some(agent);
-        result.map_err(|e| e.to_string())?;
-        self.events().push(EventKind::Agent {
-            action: format!("{a:?}").to_lowercase(),
-        });
+        Ok(result?)
+    }
+
+    async fn agent_action(&mut self, a: AgentAction) -> Result<String, StepError> {
+        self.restart_agent(move |agent, env| match a {
+            AgentAction::Kill => {
+                agent.kill();
+                Ok(())
+            }
+            AgentAction::Pause => agent.pause(),
+            AgentAction::Resume => agent.resume(),
+            AgentAction::Restart => agent.restart(env),
+        })
+        .await?;
+        self.events().push(EventKind::Agent { action: word(&a) });
         Ok(String::new())
     }
 
-    async fn wait_workload(&mut self) -> Result<(), String> {
+    async fn wait_workload(&mut self) -> Result<(), StepError> {
         if let Some(w) = self.workload.take() {
             self.progress.status("waiting for the workload to finish");
-            self.ops = w
-                .await
-                .map_err(|e| format!("workload: {e}"))?
-                .map_err(|e| format!("workload: {e}"))?;
+            self.ops = w.await??;
         }
         Ok(())
     }
 
     /// Ends the drill: the workload finishes, every fault is healed, the
     /// agent stops. Runs even when a step broke the drill off.
-    pub async fn finish(&mut self) -> Result<(), String> {
+    pub async fn finish(&mut self) -> Result<(), StepError> {
         let workload = self.wait_workload().await;
         let healed = self.heal_all().await;
         self.settle().await;
@@ -541,19 +532,15 @@ impl<'a> Drill<'a> {
             });
         }
         self.receiver = None;
-        let source = match self.admin("neo4j").await {
-            Ok(g) => match graph::read::inventory(&g).await {
-                Ok(inv) => {
-                    self.source_inventory = Some(inv);
-                    self.subgraph_ids(&g).await
-                }
-                Err(e) => Err(e.to_string()),
-            },
-            Err(e) => Err(e),
-        };
-        self.source_subgraphs = source.clone().unwrap_or_default();
+        let source = async {
+            let g = self.admin("neo4j").await?;
+            self.source_inventory = Some(graph::read::inventory(&g).await?);
+            self.subgraph_ids(&g).await
+        }
+        .await;
+        let source = source.map(|ids| self.source_subgraphs = ids);
         self.catalogs = self.list_catalogs().await;
-        workload.and(healed).and(source.map(|_| ()))
+        workload.and(healed).and(source)
     }
 
     /// The backup ids each tier's catalog lists, read from storage directly.
@@ -561,7 +548,7 @@ impl<'a> Drill<'a> {
         let mut out = BTreeMap::new();
         for tier in [Tier::Local, Tier::Primary, Tier::Archive] {
             let listed = match self.storage.objects(tier) {
-                Ok(objects) => objects.list("catalog/").await.map_err(|e| e.to_string()),
+                Ok(objects) => objects.list("catalog/").await.map_err(StepError::from),
                 Err(e) => Err(e),
             };
             match listed {
@@ -649,4 +636,50 @@ fn agent_dir(env: &Environment, store: &RunStore) -> std::path::PathBuf {
     env.dir()
         .join("agents")
         .join(store.dir.file_name().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(toml_text: &str) -> Step {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn steps_are_named_in_the_scenario_files_words() {
+        let named = [
+            (
+                "backup = { kind = \"full\", tier = \"primary\" }",
+                "backup full → primary",
+            ),
+            (
+                "restore = { tier = \"archive\", expect = { state = \"failed\", class = \"integrity\" } }",
+                "restore latest from archive (expect failure integrity)",
+            ),
+            (
+                "fault = { kind = \"access_denied\", region = \"primary\" }",
+                "fault access_denied on s3-primary",
+            ),
+            (
+                "region = { action = \"lose\", region = \"archive\" }",
+                "region archive lose",
+            ),
+            ("neo4j = \"rotate-password\"", "neo4j rotate-password"),
+            ("agent = \"kill\"", "agent kill"),
+        ];
+        for (text, name) in named {
+            assert_eq!(describe(&step(text)), name, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_step_written_back_reads_the_same() {
+        let s = step(
+            "at = \"3s\"\nid = \"first\"\nbackup = { kind = \"incremental\", tier = \"local\" }",
+        );
+        let again: Step = toml::from_str(&toml::to_string(&s).unwrap()).unwrap();
+        assert_eq!(describe(&again), describe(&s));
+        assert_eq!((again.at, again.id), (s.at, s.id));
+    }
 }

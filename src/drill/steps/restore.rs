@@ -11,14 +11,18 @@ impl Drill<'_> {
         reference: &str,
         expect: &Option<JobExpect>,
         what: String,
-    ) -> Result<String, String> {
+    ) -> Result<String, StepError> {
         let Some(backup) = self.resolve(reference, tier) else {
             return Ok(self.nothing_to(i, "restore", tier, expect, what));
         };
         let recovery = self.admin("neo4j-recovery").await?;
         crate::bolt::wipe(&recovery)
             .await
-            .map_err(|e| format!("empty the recovery database: {e}"))?;
+            .map_err(|message| StepError::Neo4j {
+                instance: "neo4j-recovery",
+                doing: "empty the database",
+                message,
+            })?;
         let disaster_ms = now_ms();
         let body = json!({"backup": backup, "tier": tier.name()});
         let Some(job) = self.job_step(i, "restores", body, what, expect).await else {
@@ -54,11 +58,7 @@ impl Drill<'_> {
                     job: job.id.clone(),
                 });
             }
-            record.graph = Some(
-                graph::read::read(&recovery)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
+            record.graph = Some(graph::read::read(&recovery).await?);
             record.subgraphs = self.subgraph_ids(&recovery).await?;
         }
         self.restores.push(record);
@@ -69,22 +69,22 @@ impl Drill<'_> {
     pub(super) async fn subgraph_ids(
         &self,
         graph: &neo4rs::Graph,
-    ) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, StepError> {
         let mut out = BTreeMap::new();
         for s in &self.scenario.expect.subgraph {
+            let failed = |message: String| StepError::Subgraph {
+                name: s.name.clone(),
+                message,
+            };
             let mut ids = BTreeSet::new();
             let mut rows = graph
                 .execute(query(&s.cypher))
                 .await
-                .map_err(|e| format!("subgraph `{}`: {e}", s.name))?;
-            while let Some(row) = rows
-                .next()
-                .await
-                .map_err(|e| format!("subgraph `{}`: {e}", s.name))?
-            {
+                .map_err(|e| failed(e.to_string()))?;
+            while let Some(row) = rows.next().await.map_err(|e| failed(e.to_string()))? {
                 let id: String = row
                     .get("id")
-                    .map_err(|e| format!("subgraph `{}`: column `id`: {e}", s.name))?;
+                    .map_err(|e| failed(format!("column `id`: {e}")))?;
                 ids.insert(id);
             }
             out.insert(s.name.clone(), ids);

@@ -16,15 +16,21 @@ pub(super) struct Storage {
 }
 
 impl Storage {
-    pub(super) fn bucket(&self, region: &str) -> Result<Bucket, String> {
+    pub(super) fn bucket(&self, region: &'static str) -> Result<Bucket, StepError> {
         let state = self.env.state();
         let s3 = &state.s3[region];
-        let creds = load_s3_credentials(&s3.admin_credentials_file).map_err(|e| e.to_string())?;
-        Bucket::new(&s3.url, &creds, &s3.bucket, Duration::from_secs(10)).map_err(|e| e.to_string())
+        let creds = load_s3_credentials(&s3.admin_credentials_file)?;
+        Bucket::new(&s3.url, &creds, &s3.bucket, Duration::from_secs(10)).map_err(|source| {
+            StepError::Storage {
+                region,
+                doing: "connect",
+                source: Box::new(source),
+            }
+        })
     }
 
     /// A tier's objects, as the runner reaches them.
-    pub(super) fn objects(&self, tier: Tier) -> Result<Objects, String> {
+    pub(super) fn objects(&self, tier: Tier) -> Result<Objects, StepError> {
         Ok(match tier {
             Tier::Local => Objects::Folder(self.snapshots.clone()),
             Tier::Primary => Objects::Bucket(self.bucket("s3-primary")?),
@@ -54,12 +60,9 @@ impl Storage {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let read = async {
-            let tier = job_tier(&job.tier).ok_or(format!("no tier `{}`", job.tier))?;
-            let objects = self.objects(tier)?;
-            let reader = Reader::open(objects, &masters)
-                .await
-                .map_err(|e| e.to_string())?;
-            reader.verify(id).await.map_err(|e| e.to_string())
+            let tier = job_tier(&job.tier).ok_or(StepError::UnknownTier(job.tier.clone()))?;
+            let reader = Reader::open(self.objects(tier)?, &masters).await?;
+            Ok::<_, StepError>(reader.verify(id).await?)
         };
         Some(match read.await {
             Ok(v) => InStorage {
@@ -71,9 +74,9 @@ impl Storage {
                     v.bytes
                 ),
             },
-            Err(detail) => InStorage {
+            Err(e) => InStorage {
                 restorable: false,
-                detail,
+                detail: e.to_string(),
             },
         })
     }
