@@ -411,30 +411,9 @@ fn a_paused_agent_container_sends_no_heartbeat_until_resumed(engine: &Engine, en
         ),
     )
     .unwrap();
-    let reports = tempfile::tempdir().unwrap();
-    let out = graphdrill(
-        engine,
-        &[
-            "run",
-            "--backend",
-            "docker",
-            "--env-name",
-            env_name,
-            "--report-dir",
-            reports.path().to_str().unwrap(),
-            scenario.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .output()
-    .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    let events = std::fs::read_to_string(reports.path().join("latest/events.jsonl")).unwrap();
-    let events: Vec<Value> = events
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (code, reports, _, err) = run(engine, env_name, &[scenario.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    let events = reports["agent-pause"]["events"].as_array().unwrap();
     let at = |action: &str| {
         events
             .iter()
