@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use neo4rs::{Graph, query};
 
-pub use crate::bolt::{connect, query_i64};
+pub use crate::bolt::{BoltError, connect, query_i64};
 
 use super::backend::{Programs, Role};
 use super::component::{BoxFuture, Component, Launch};
@@ -153,8 +153,13 @@ impl Component for Neo4jServer {
 
     fn probe(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async {
-            let graph = admin(&self.endpoint, "neo4j").await?;
-            match query_i64(&graph, query("RETURN 1 AS n")).await? {
+            let graph = admin(&self.endpoint, "neo4j")
+                .await
+                .map_err(|e| e.to_string())?;
+            match query_i64(&graph, query("RETURN 1 AS n"))
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 1 => Ok(()),
                 other => Err(format!("RETURN 1 gave {other}")),
             }
@@ -167,7 +172,7 @@ impl Component for Neo4jServer {
 
     fn provision(&self) -> BoxFuture<'_, Result<(), EnvError>> {
         Box::pin(async {
-            let err = |e: String| EnvError::component(&self.name, e);
+            let err = |e: AdminError| EnvError::component(&self.name, e);
             let pw = read_secret(&self.endpoint.agent_password_file)?;
             let system = admin(&self.endpoint, "system").await.map_err(err)?;
             let create = format!(
@@ -177,21 +182,40 @@ impl Component for Neo4jServer {
             system
                 .run(query(&create).param("pw", pw))
                 .await
-                .map_err(|e| err(format!("creating the agent's user: {e}")))
+                .map_err(|e| {
+                    EnvError::component(&self.name, format!("creating the agent's user: {e}"))
+                })
         })
     }
 }
 
+/// A call of the harness to a Neo4j instance, as its admin, that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The admin password could not be read.
+    #[error(transparent)]
+    Secret(Box<EnvError>),
+    #[error(transparent)]
+    Bolt(#[from] BoltError),
+}
+
+impl From<neo4rs::Error> for AdminError {
+    fn from(e: neo4rs::Error) -> Self {
+        AdminError::Bolt(e.into())
+    }
+}
+
 /// A session to `db` as the harness's admin user.
-pub async fn admin(endpoint: &Neo4jEndpoint, db: &str) -> Result<Graph, String> {
-    let pw = read_secret(&endpoint.admin_password_file).map_err(|e| e.to_string())?;
-    connect(&endpoint.bolt, &endpoint.admin_user, &pw, db).await
+pub async fn admin(endpoint: &Neo4jEndpoint, db: &str) -> Result<Graph, AdminError> {
+    let pw =
+        read_secret(&endpoint.admin_password_file).map_err(|e| AdminError::Secret(Box::new(e)))?;
+    Ok(connect(&endpoint.bolt, &endpoint.admin_user, &pw, db).await?)
 }
 
 /// Removes every APOC trigger of database `neo4j` (an agent's change
 /// capture, left by an earlier drill) and waits until APOC stops running
 /// them, so the next drill's fixture is written as the fixture says.
-pub async fn drop_triggers(endpoint: &Neo4jEndpoint) -> Result<u64, String> {
+pub async fn drop_triggers(endpoint: &Neo4jEndpoint) -> Result<u64, AdminError> {
     let system = admin(endpoint, "system").await?;
     let q = query("CALL apoc.trigger.dropAll('neo4j') YIELD name RETURN count(name) AS n");
     let dropped = query_i64(&system, q).await?;
@@ -207,12 +231,12 @@ pub async fn set_password(
     endpoint: &Neo4jEndpoint,
     user: &str,
     password: &str,
-) -> Result<(), String> {
+) -> Result<(), AdminError> {
     let system = admin(endpoint, "system").await?;
     let alter = format!("ALTER USER `{user}` SET PLAINTEXT PASSWORD $pw CHANGE NOT REQUIRED");
     match system.run(query(&alter).param("pw", password)).await {
         // Healing a fault that is not in place is not an error.
         Err(e) if e.to_string().contains("cannot be the same") => Ok(()),
-        other => other.map_err(|e| e.to_string()),
+        other => Ok(other?),
     }
 }

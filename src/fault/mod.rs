@@ -28,8 +28,11 @@ pub enum FaultError {
     S3(#[from] S3Error),
     #[error(transparent)]
     Env(#[from] EnvError),
-    #[error("neo4j `{instance}`: {message}")]
-    Neo4j { instance: String, message: String },
+    #[error("neo4j `{instance}`: {source}")]
+    Neo4j {
+        instance: String,
+        source: crate::env::neo4j::AdminError,
+    },
     #[error("unknown {what} `{name}` (valid: {valid})")]
     UnknownTarget {
         what: &'static str,

@@ -34,9 +34,9 @@ impl RotatePassword {
         let endpoint = self.endpoint(env)?;
         neo4j::set_password(&endpoint, &endpoint.agent_user, password)
             .await
-            .map_err(|message| FaultError::Neo4j {
+            .map_err(|source| FaultError::Neo4j {
                 instance: self.instance.clone(),
-                message,
+                source,
             })
     }
 }

@@ -118,7 +118,9 @@ pub async fn agent_graph(env: &Environment, instance: &str) -> Result<neo4rs::Gr
     let n = &state.neo4j[instance];
     let pw = env::read_secret(&n.agent_password_file).unwrap();
     let link = Link::parse(instance).unwrap();
-    env::neo4j::connect(&state.link(link).listen, &n.agent_user, &pw, "neo4j").await
+    env::neo4j::connect(&state.link(link).listen, &n.agent_user, &pw, "neo4j")
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// A Bolt session as the harness's admin, direct.
@@ -129,8 +131,11 @@ pub async fn admin_graph(env: &Environment, instance: &str) -> neo4rs::Graph {
 }
 
 /// Runs `q` (returning a column `n`) without neo4rs's hidden retries.
+/// Errors as text: the tests compare and search them.
 pub async fn scalar(graph: &neo4rs::Graph, q: neo4rs::Query) -> Result<i64, String> {
-    env::neo4j::query_i64(graph, q).await
+    env::neo4j::query_i64(graph, q)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Makes sure `file` is there, installing Debian's `package` with apt-get

@@ -5,6 +5,7 @@
 
 use crate::drill::agent::AgentError;
 use crate::env::EnvError;
+use crate::env::neo4j::AdminError;
 use crate::fault::FaultError;
 use crate::graph::read::ReadError;
 use crate::repository::RepositoryError;
@@ -14,11 +15,11 @@ use crate::workload::WorkloadError;
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     /// The runner's own session to a Neo4j instance failed.
-    #[error("neo4j `{instance}`: {doing}: {message}")]
+    #[error("neo4j `{instance}`: {doing}: {source}")]
     Neo4j {
         instance: &'static str,
         doing: &'static str,
-        message: String,
+        source: AdminError,
     },
     #[error("`{region}`: {doing}: {source}")]
     Storage {

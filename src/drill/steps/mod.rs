@@ -200,10 +200,10 @@ impl<'a> Drill<'a> {
     async fn admin(&self, instance: &'static str) -> Result<neo4rs::Graph, StepError> {
         env::neo4j::admin(&self.env.state().neo4j[instance], "neo4j")
             .await
-            .map_err(|message| StepError::Neo4j {
+            .map_err(|source| StepError::Neo4j {
                 instance,
                 doing: "connect as admin",
-                message,
+                source,
             })
     }
 
@@ -238,20 +238,18 @@ impl<'a> Drill<'a> {
         let source = self.admin("neo4j").await?;
         env::neo4j::drop_triggers(&self.env.state().neo4j["neo4j"])
             .await
-            .map_err(|message| StepError::Neo4j {
+            .map_err(|source| StepError::Neo4j {
                 instance: "neo4j",
                 doing: "remove an earlier agent's triggers",
-                message,
+                source,
             })?;
         for instance in ["neo4j", "neo4j-recovery"] {
             let g = self.admin(instance).await?;
-            crate::bolt::wipe(&g)
-                .await
-                .map_err(|message| StepError::Neo4j {
-                    instance,
-                    doing: "empty the database",
-                    message,
-                })?;
+            crate::bolt::wipe(&g).await.map_err(|e| StepError::Neo4j {
+                instance,
+                doing: "empty the database",
+                source: e.into(),
+            })?;
         }
         for region in ["s3-primary", "s3-archive"] {
             let bucket = self.storage.bucket(region)?;

@@ -18,10 +18,10 @@ impl Drill<'_> {
         let recovery = self.admin("neo4j-recovery").await?;
         crate::bolt::wipe(&recovery)
             .await
-            .map_err(|message| StepError::Neo4j {
+            .map_err(|e| StepError::Neo4j {
                 instance: "neo4j-recovery",
                 doing: "empty the database",
-                message,
+                source: e.into(),
             })?;
         let disaster_ms = now_ms();
         let body = json!({"backup": backup, "tier": tier.name()});
