@@ -135,6 +135,19 @@ pub struct Control {
     /// File holding the token; `GRAPH_AGENT_TOKEN` is used when absent.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Serve the API (and so its token) in clear on an address other
+    /// machines reach. Off: the token would cross the network readable.
+    #[serde(default)]
+    pub allow_plain_http: bool,
+}
+
+/// Whether only this machine reaches `host` (`localhost`, 127.0.0.0/8, `::1`).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -370,6 +383,15 @@ impl AgentConfig {
         }
         if !(1..=65535).contains(&a.port) {
             return bad("agent.port", &a.port, "must be 1–65535");
+        }
+        if !is_loopback(&a.host) && !self.control.allow_plain_http {
+            return bad(
+                "agent.host",
+                &a.host,
+                "the control API is plain HTTP, so its bearer token would cross the network \
+                 in clear; bind a loopback address (and reach it through a TLS proxy or an SSH \
+                 tunnel), or set `control.allow_plain_http = true` to accept that",
+            );
         }
         if !a.health_path.starts_with('/') {
             return bad("agent.health_path", &a.health_path, "must start with `/`");
@@ -741,6 +763,31 @@ restore_sla = "30m"
             .unwrap_err()
             .to_string();
         assert!(err.contains("`schedule[0].max_delay` = `2h`"), "{err}");
+    }
+
+    #[test]
+    fn a_token_in_clear_off_loopback_is_refused_unless_allowed() {
+        let open = GOOD.replace("port = 7450", "port = 7450\nhost = \"0.0.0.0\"");
+        let err = load(&open).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "`agent.toml`: `agent.host` = `0.0.0.0`: the control API is plain HTTP"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("control.allow_plain_http"), "{err}");
+        let allowed = format!("{open}\n[control]\nallow_plain_http = true\n");
+        assert!(load(&allowed).is_ok());
+    }
+
+    #[test]
+    fn loopback_hosts_serve_without_tls() {
+        for host in ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"] {
+            let text = GOOD.replace("port = 7450", &format!("port = 7450\nhost = \"{host}\""));
+            assert!(load(&text).is_ok(), "{host}");
+        }
+        assert!(!is_loopback("10.0.0.5"));
+        assert!(!is_loopback("agent.example.com"));
     }
 
     #[test]
