@@ -16,8 +16,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use graphdrill::adapter::graph_agent::{AgentProcess, AgentSetup};
 use graphdrill::api::{Job, JobState};
-use graphdrill::drill::agent::{AgentProcess, AgentSetup};
 use graphdrill::env::{self, EnvOptions, Environment};
 use graphdrill::workload::fixture;
 use neo4rs::{Graph, query};
@@ -157,7 +157,6 @@ async fn main() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let setup = AgentSetup {
-        bin: graphdrill::drill::agent::default_bin(),
         dir: dir.path().to_path_buf(),
         log: dir.path().join("agent.log"),
         overrides: vec![
@@ -169,7 +168,12 @@ async fn main() {
         clock_skew_ms: 0,
         extra: String::new(),
     };
-    let agent = AgentProcess::start(&env, setup).expect("graph-agent starts");
+    let agent = AgentProcess::start(
+        &env,
+        &graphdrill::adapter::graph_agent::default_bin(),
+        setup,
+    )
+    .expect("graph-agent starts");
 
     // Full backups.
     let (full, secs) = timed(job(

@@ -7,7 +7,8 @@
 //! wrote them, and under `evidence/`: the scenario, the base graph and each
 //! restored graph as the judge's canonical JSON lines, the restores, job
 //! expectations, heartbeat windows, what the source held at the end, the
-//! catalogs, the agent's settings, and fingerprints (never the text) of the
+//! catalogs, the agent drilled and what of it can be judged, the agent's
+//! settings, and fingerprints (never the text) of the
 //! run's secrets. A file that is missing is named by the checks that need it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::adapter::Profile;
 use crate::api::Job;
 use crate::check::behaviour::Expectation;
 use crate::graph::{Graph, Inventory};
@@ -31,6 +33,9 @@ pub const EXPECTATIONS: &str = "evidence/expectations.json";
 pub const HEARTBEAT_WINDOWS: &str = "evidence/heartbeat-windows.json";
 pub const SOURCE: &str = "evidence/source.json";
 pub const CATALOGS: &str = "evidence/catalogs.json";
+/// The agent drilled and its capabilities; a run from before adapters has
+/// none and was graph-agent.
+pub const AGENT: &str = "evidence/agent.json";
 pub const SETTINGS: &str = "evidence/settings.json";
 pub const SECRETS: &str = "evidence/secrets.json";
 
@@ -160,6 +165,7 @@ pub struct Evidence {
     pub source: Source,
     /// Tier → backup ids its catalog lists at the end of the drill.
     pub catalogs: BTreeMap<String, Vec<String>>,
+    pub agent: Profile,
     pub settings: Settings,
     pub secrets: Vec<Fingerprint>,
     /// Every file of the run but the evidence itself, for the secret scan.
@@ -208,6 +214,7 @@ pub fn write(dir: &Path, ev: &Evidence) -> Result<(), EvidenceError> {
     write_json(dir, HEARTBEAT_WINDOWS, &ev.heartbeat_windows)?;
     write_json(dir, SOURCE, &ev.source)?;
     write_json(dir, CATALOGS, &ev.catalogs)?;
+    write_json(dir, AGENT, &ev.agent)?;
     write_json(dir, SETTINGS, &ev.settings)?;
     write_json(dir, SECRETS, &ev.secrets)
 }
@@ -233,6 +240,7 @@ pub fn load(dir: &Path) -> Result<Evidence, EvidenceError> {
         heartbeat_windows: Vec::new(),
         source: Source::default(),
         catalogs: BTreeMap::new(),
+        agent: Profile::graph_agent(),
         settings: Settings {
             max_retries: 0,
             heartbeat_interval_ms: 0,
@@ -262,6 +270,9 @@ pub fn load(dir: &Path) -> Result<Evidence, EvidenceError> {
     );
     part(SOURCE, read_json(dir, SOURCE).map(|v| ev.source = v));
     part(CATALOGS, read_json(dir, CATALOGS).map(|v| ev.catalogs = v));
+    if dir.join(AGENT).exists() {
+        part(AGENT, read_json(dir, AGENT).map(|v| ev.agent = v));
+    }
     part(SETTINGS, read_json(dir, SETTINGS).map(|v| ev.settings = v));
     part(SECRETS, read_json(dir, SECRETS).map(|v| ev.secrets = v));
     ev.files = run_files(dir);

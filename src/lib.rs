@@ -21,6 +21,7 @@
 /// The control API's types: the only code graphdrill shares with an agent.
 pub use graph_agent_api as api;
 
+pub mod adapter;
 pub mod bolt;
 pub mod check;
 pub mod drill;

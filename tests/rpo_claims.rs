@@ -41,6 +41,7 @@ fn judge(claimed_ms: u64, extra: Option<Completed>) -> graphdrill::check::CheckR
     let cursors = BTreeMap::from([(0, 3)]);
     let differing = BTreeSet::new();
     check(&RestoreInput {
+        claim_expected: true,
         name: "rpo".into(),
         ops: &ops,
         cursors: &cursors,
@@ -87,6 +88,7 @@ fn a_recovery_point_before_the_backup_was_asked_for_is_a_broken_claim() {
     let cursors = BTreeMap::from([(0, 1)]);
     let differing = BTreeSet::new();
     let r = check(&RestoreInput {
+        claim_expected: true,
         name: "rpo".into(),
         ops: &ops,
         cursors: &cursors,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use graphdrill::adapter::{self, graph_agent};
 use graphdrill::api::exit;
 use graphdrill::check::Status;
 use graphdrill::drill::{self, Progress, RunOptions};
@@ -55,10 +56,16 @@ enum Command {
         /// The environment's folder instead of a name (as `env up --dir`).
         #[arg(long, conflicts_with = "env_name")]
         env_dir: Option<PathBuf>,
+        /// The agent to drill: `graph-agent` (the default), the name of an
+        /// agent shipped in `agents/` (`apoc-export`, `neo4j-admin-dump`,
+        /// `minimal-http`), or the path of an agent file (`agent.toml`)
+        /// or its folder. See the README, "Drilling your own backup tool".
+        #[arg(long, default_value = "graph-agent")]
+        agent: String,
         /// The graph-agent executable (default: beside graphdrill; the
         /// docker backend runs the agent's image instead).
-        #[arg(long, env = "GRAPHDRILL_AGENT")]
-        agent: Option<PathBuf>,
+        #[arg(long, env = "GRAPHDRILL_AGENT_BIN")]
+        agent_bin: Option<PathBuf>,
         #[command(flatten)]
         backend: BackendArgs,
     },
@@ -195,6 +202,7 @@ fn main() -> ExitCode {
             env_name,
             env_dir,
             agent,
+            agent_bin,
             backend,
         } => {
             let backend = match backend.choice() {
@@ -204,13 +212,21 @@ fn main() -> ExitCode {
                     return ExitCode::from(code(&e));
                 }
             };
-            if agent.is_none() && backend == BackendChoice::Local {
+            if agent == "graph-agent" && agent_bin.is_none() && backend == BackendChoice::Local {
                 build_agent_under_cargo();
             }
+            let bin = agent_bin.unwrap_or_else(graph_agent::default_bin);
+            let agent = match adapter::Spec::choose(&agent, bin) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(exit::BAD_INPUT);
+                }
+            };
             let opts = RunOptions {
                 reports: report_dir,
                 seed,
-                agent_bin: agent.unwrap_or_else(drill::agent::default_bin),
+                agent,
             };
             let env = EnvOptions {
                 name: env_name,
@@ -416,7 +432,7 @@ fn list(paths: &[PathBuf]) -> ExitCode {
          region lose/restore; neo4j rotate-password; agent kill/pause/resume/restart; key rotate/replace; \
          agent clock skew."
     );
-    match drill::agent::faketime_lib() {
+    match graph_agent::faketime_lib() {
         Some(lib) => println!("clock skew for the agent: available ({})", lib.display()),
         None => println!(
             "clock skew for the agent: NOT available here: libfaketime is missing (Debian: apt-get install faketime)"
@@ -444,10 +460,13 @@ async fn run_drills(
         eprintln!("error: no scenario matches");
         return ExitCode::from(exit::BAD_INPUT);
     }
-    if env_opts.backend == BackendChoice::Local && !opts.agent_bin.is_file() {
+    if let adapter::Spec::GraphAgent { bin } = &opts.agent
+        && env_opts.backend == BackendChoice::Local
+        && !bin.is_file()
+    {
         eprintln!(
-            "error: graph-agent not found at `{}` (build it with `cargo build`, or pass --agent)",
-            opts.agent_bin.display()
+            "error: graph-agent not found at `{}` (build it with `cargo build`, or pass --agent-bin)",
+            bin.display()
         );
         return ExitCode::from(exit::BAD_INPUT);
     }

@@ -23,6 +23,9 @@ pub enum Status {
     Fail,
     /// The check could not decide (e.g. no restore to judge).
     Unknown,
+    /// The check does not apply to the agent under test (it has no
+    /// heartbeat, say): not counted in the verdict.
+    Skipped,
 }
 
 /// What a measure's number counts.

@@ -10,6 +10,7 @@ use super::{
     CheckResult, Status, behaviour, consistency, cursors, expected_graph, intrusion, rpo, sla,
     vocabulary,
 };
+use crate::adapter::Capability;
 use crate::api::{JobKind, JobState};
 use crate::evidence::{self as file, Evidence};
 use crate::graph::Foreign;
@@ -42,12 +43,18 @@ pub trait Check: Sync {
     /// restored graph).
     fn inputs(&self) -> &'static [&'static str];
     fn run(&self, ev: &Evidence, ctx: &Context) -> Vec<CheckResult>;
+    /// What the agent must do for this check to apply; without it, each
+    /// result is `skipped`, naming what the agent lacks.
+    fn requires(&self) -> &'static [Capability] {
+        &[]
+    }
 }
 
 /// A check that is a plain function.
 struct Registered {
     name: &'static str,
     inputs: &'static [&'static str],
+    requires: &'static [Capability],
     run: fn(&Evidence, &Context) -> Vec<CheckResult>,
 }
 
@@ -63,6 +70,10 @@ impl Check for Registered {
     fn run(&self, ev: &Evidence, ctx: &Context) -> Vec<CheckResult> {
         (self.run)(ev, ctx)
     }
+
+    fn requires(&self) -> &'static [Capability] {
+        self.requires
+    }
 }
 
 const RESTORED: &str = "evidence/restored-step-";
@@ -72,6 +83,7 @@ pub static CHECKS: &[&dyn Check] = &[
     &Registered {
         name: "source-intrusion",
         inputs: &[file::SCENARIO, file::BASE, file::HISTORY, file::SOURCE],
+        requires: &[],
         run: |ev, ctx| {
             vec![intrusion::check(
                 ctx.foreign.as_ref(),
@@ -81,7 +93,8 @@ pub static CHECKS: &[&dyn Check] = &[
     },
     &Registered {
         name: "step",
-        inputs: &[file::EXPECTATIONS],
+        inputs: &[file::EXPECTATIONS, file::AGENT],
+        requires: &[],
         run: steps,
     },
     &Registered {
@@ -94,21 +107,30 @@ pub static CHECKS: &[&dyn Check] = &[
             RESTORED,
             file::SOURCE,
         ],
+        requires: &[],
         run: restores,
     },
     &Registered {
         name: "heartbeat",
-        inputs: &[file::EVENTS, file::HEARTBEAT_WINDOWS, file::SETTINGS],
+        inputs: &[
+            file::EVENTS,
+            file::HEARTBEAT_WINDOWS,
+            file::SETTINGS,
+            file::AGENT,
+        ],
+        requires: &[Capability::Heartbeats],
         run: heartbeats,
     },
     &Registered {
         name: "no-stuck-jobs",
         inputs: &[file::EVENTS],
+        requires: &[],
         run: |ev, _| vec![behaviour::no_stuck_jobs(&ev.events)],
     },
     &Registered {
         name: "agent-claims",
-        inputs: &[file::EVENTS],
+        inputs: &[file::EVENTS, file::AGENT],
+        requires: &[Capability::Claims],
         run: |ev, _| {
             let backups = ev.events.iter().any(
                 |e| matches!(&e.kind, EventKind::Job { job, .. } if job.kind == JobKind::Backup),
@@ -122,12 +144,14 @@ pub static CHECKS: &[&dyn Check] = &[
     },
     &Registered {
         name: "no-unclaimed-backups",
-        inputs: &[file::EVENTS, file::CATALOGS],
+        inputs: &[file::EVENTS, file::CATALOGS, file::AGENT],
+        requires: &[Capability::Repository],
         run: |ev, _| vec![behaviour::no_unclaimed_backups(&ev.events, &ev.catalogs)],
     },
     &Registered {
         name: "retries-bounded",
-        inputs: &[file::EVENTS, file::SETTINGS],
+        inputs: &[file::EVENTS, file::SETTINGS, file::AGENT],
+        requires: &[Capability::Attempts],
         run: |ev, _| {
             vec![behaviour::retries_bounded(
                 &ev.events,
@@ -138,6 +162,7 @@ pub static CHECKS: &[&dyn Check] = &[
     &Registered {
         name: "no-secrets-in-logs",
         inputs: &[file::SECRETS],
+        requires: &[],
         run: |ev, _| vec![behaviour::no_secrets(&ev.files, &ev.secrets)],
     },
 ];
@@ -170,13 +195,26 @@ fn run_safe(check: &dyn Check, ev: &Evidence, ctx: &Context) -> Vec<CheckResult>
             format!("evidence file `{name}` is missing or unreadable: {why}"),
         )];
     }
-    catch_unwind(AssertUnwindSafe(|| check.run(ev, ctx))).unwrap_or_else(|panic| {
+    let results = catch_unwind(AssertUnwindSafe(|| check.run(ev, ctx))).unwrap_or_else(|panic| {
         vec![CheckResult::new(
             check.name(),
             Status::Unknown,
             format!("the check failed to run: {}", message(&panic)),
         )]
-    })
+    });
+    match check.requires().iter().find(|c| !ev.agent.has(**c)) {
+        Some(lacking) => results
+            .into_iter()
+            .map(|r| {
+                CheckResult::new(
+                    r.name,
+                    Status::Skipped,
+                    format!("{} {}", ev.agent.name, lacking.lacking()),
+                )
+            })
+            .collect(),
+        None => results,
+    }
 }
 
 fn message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -187,16 +225,31 @@ fn message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "a panic without a message".into())
 }
 
+/// Each job step against what the scenario expected of it. What the agent
+/// cannot report (a failure class, attempts) is left out and said so.
 fn steps(ev: &Evidence, _: &Context) -> Vec<CheckResult> {
     ev.expectations
         .iter()
         .map(|e| {
-            behaviour::job_expectation(
+            let mut expect = e.expect.clone();
+            let mut unjudged = Vec::new();
+            if !ev.agent.has(Capability::FailureClasses) && expect.class.take().is_some() {
+                unjudged.push(Capability::FailureClasses);
+            }
+            if !ev.agent.has(Capability::Attempts) && expect.max_attempts.take().is_some() {
+                unjudged.push(Capability::Attempts);
+            }
+            let mut r = behaviour::job_expectation(
                 &format!("step[{}] {}", e.step, e.what),
                 e.job.as_ref(),
                 e.seen,
-                &e.expect,
-            )
+                &expect,
+            );
+            for c in unjudged {
+                r.summary
+                    .push_str(&format!(" (not judged: {} {})", ev.agent.name, c.lacking()));
+            }
+            r
         })
         .collect()
 }
@@ -253,6 +306,7 @@ fn restores(ev: &Evidence, ctx: &Context) -> Vec<CheckResult> {
                 differing: &d.ids(),
                 disaster_ms: r.disaster_ms,
                 claimed_ms: r.claimed_ms,
+                claim_expected: ev.agent.has(Capability::Repository),
                 backup_seen: backup_seen(ev, &r.backup),
                 rpo_max_ms: expect.rpo_max.map(|d| d.0.as_millis() as u64),
             }));
@@ -331,4 +385,130 @@ fn fault_window(ev: &Evidence, n: usize) -> Option<(u64, u64)> {
         })
         .unwrap_or_else(|| ev.events.last().map_or(from, |e| e.time_ms));
     Some((from, to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapter::Profile;
+    use crate::evidence::{HeartbeatWindow, Settings, Source};
+    use crate::report::Report;
+
+    /// A drill that expected the agent to go offline during fault 0, which
+    /// was never injected: no heartbeat, no job.
+    fn evidence(agent: Profile) -> Evidence {
+        let scenario =
+            toml::from_str("name = \"t\"\ndescription = \"d\"\nseed = 1\n[fixture]\n[expect]\n")
+                .unwrap();
+        Evidence {
+            scenario,
+            base: Default::default(),
+            ops: Vec::new(),
+            events: Vec::new(),
+            restores: Vec::new(),
+            expectations: Vec::new(),
+            heartbeat_windows: vec![HeartbeatWindow {
+                fault: 0,
+                step: 2,
+                expect: HeartbeatExpect::Offline,
+            }],
+            source: Source::default(),
+            catalogs: Default::default(),
+            agent,
+            settings: Settings {
+                max_retries: 2,
+                heartbeat_interval_ms: 1000,
+                offline_threshold_ms: 3000,
+            },
+            secrets: Vec::new(),
+            files: Vec::new(),
+            missing: Default::default(),
+        }
+    }
+
+    fn result<'a>(checks: &'a [CheckResult], name: &str) -> &'a CheckResult {
+        checks.iter().find(|c| c.name == name).expect(name)
+    }
+
+    #[test]
+    fn a_check_an_agent_cannot_be_judged_on_is_skipped_naming_what_it_lacks() {
+        let graph_agent = judge(&evidence(Profile::graph_agent()));
+        assert_eq!(
+            result(&graph_agent, "heartbeat[step 2]").status,
+            Status::Unknown
+        );
+        let foreign = Profile {
+            name: "cron-export".into(),
+            capabilities: Default::default(),
+        };
+        let checks = judge(&evidence(foreign));
+        let hb = result(&checks, "heartbeat[step 2]");
+        assert_eq!(hb.status, Status::Skipped);
+        assert_eq!(hb.summary, "cron-export has no heartbeat");
+        let retries = result(&checks, "retries-bounded");
+        assert_eq!(retries.status, Status::Skipped);
+        assert_eq!(retries.summary, "cron-export reports no attempts");
+    }
+
+    #[test]
+    fn skipped_checks_do_not_count_towards_the_verdict() {
+        let pass = CheckResult::new("a", Status::Pass, "ok");
+        let skipped = CheckResult::new("b", Status::Skipped, "x has no heartbeat");
+        assert_eq!(
+            Report::verdict_of(&[pass, skipped.clone()], false),
+            Status::Pass
+        );
+        assert_eq!(Report::verdict_of(&[skipped], false), Status::Unknown);
+    }
+
+    #[test]
+    fn a_failure_class_is_not_judged_for_an_agent_that_reports_none() {
+        use crate::api::{FailureClass, Job, JobKind, JobState};
+        let job = Job {
+            id: "j".into(),
+            kind: JobKind::Backup,
+            state: JobState::Failed,
+            tier: "primary".into(),
+            backup_kind: None,
+            backup: None,
+            created_ms: 0,
+            started_ms: Some(0),
+            finished_ms: Some(10),
+            deadline_ms: 1000,
+            attempts: 1,
+            failure: None,
+            phases_ms: Default::default(),
+            progress: None,
+            scheduled: None,
+        };
+        let expectation = file::ExpectRecord {
+            step: 1,
+            what: "backup".into(),
+            job: Some(job),
+            seen: None,
+            expect: behaviour::Expectation {
+                state: JobState::Failed,
+                class: Some(FailureClass::Permission),
+                within_ms: None,
+                max_attempts: None,
+            },
+        };
+        let mut ev = evidence(Profile::graph_agent());
+        ev.expectations = vec![expectation];
+        let strict = judge(&ev);
+        assert_eq!(result(&strict, "step[1] backup").status, Status::Fail);
+        ev.agent = Profile {
+            name: "cron-export".into(),
+            capabilities: Default::default(),
+        };
+        let lenient = judge(&ev);
+        let step = result(&lenient, "step[1] backup");
+        assert_eq!(step.status, Status::Pass, "{}", step.summary);
+        assert!(
+            step.summary
+                .ends_with("(not judged: cron-export reports no failure class)"),
+            "{}",
+            step.summary
+        );
+    }
 }

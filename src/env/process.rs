@@ -34,11 +34,15 @@ enum Kind {
 
 impl Process {
     /// Starts `cmd` in a new process group, appending stdout and stderr to `log`.
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Self, EnvError> {
+    pub fn spawn(name: &str, cmd: Command, log: &Path) -> Result<Self, EnvError> {
         let out = open_log(log)?;
-        let err = out
-            .try_clone()
-            .map_err(|source| EnvError::io(log, source))?;
+        Self::spawn_to(name, cmd, out, log)
+    }
+
+    /// Starts `cmd` in a new process group, its stdout to `out` (a command
+    /// whose output is its answer) and its stderr appended to `log`.
+    pub fn spawn_to(name: &str, mut cmd: Command, out: File, log: &Path) -> Result<Self, EnvError> {
+        let err = open_log(log)?;
         cmd.stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -100,19 +104,25 @@ impl Process {
     /// not our child and so cannot be reaped).
     pub fn exited(&mut self) -> Option<Option<String>> {
         match &mut self.kind {
-            Kind::Group {
-                child: Some(child), ..
-            } => child
-                .try_wait()
-                .ok()
-                .flatten()
-                .map(|s: ExitStatus| Some(s.to_string())),
+            Kind::Group { child: Some(_), .. } => {
+                self.status().map(|s: ExitStatus| Some(s.to_string()))
+            }
             Kind::Group { pid, child: None } => (!group_alive(*pid)).then_some(None),
             Kind::Container { engine, id } => match engine.status(id) {
                 Status::Running | Status::Paused | Status::Unknown => None,
                 Status::Exited(code) => Some(code.map(|c| format!("exit status: {c}"))),
                 Status::Gone => Some(Some("container removed".into())),
             },
+        }
+    }
+
+    /// How a child this process spawned exited, once it has.
+    pub fn status(&mut self) -> Option<ExitStatus> {
+        match &mut self.kind {
+            Kind::Group {
+                child: Some(child), ..
+            } => child.try_wait().ok().flatten(),
+            _ => None,
         }
     }
 

@@ -64,13 +64,14 @@ fn header(out: &mut String, report: &Report) {
         out,
         "<dl class=\"facts\">\n<dt>Seed</dt><dd><code>{}</code></dd>\n\
          <dt>Started</dt><dd>{}</dd>\n<dt>Duration</dt><dd>{}</dd>\n\
-         <dt>Checks</dt><dd>{} passed, {} failed, {} unknown</dd>\n</dl>\n</div>\n</header>\n",
+         <dt>Checks</dt><dd>{} passed, {} failed, {} unknown, {} skipped</dd>\n</dl>\n</div>\n</header>\n",
         report.seed,
         started(report.started_ms),
         humantime::format_duration(Duration::from_secs(duration.div_ceil(1000))),
         count(Status::Pass),
         count(Status::Fail),
         count(Status::Unknown),
+        count(Status::Skipped),
     );
     if let Some(error) = &report.error {
         let _ = writeln!(
@@ -764,10 +765,11 @@ table { border-collapse: collapse; width: 100%; }
 #checks th { background: var(--soft); font-size: 13px; color: var(--muted); }
 #checks tr.fail { background: #fff5f5; } #checks tr.fail td:first-child { box-shadow: inset 4px 0 var(--fail); }
 #checks tr.unknown td:first-child { box-shadow: inset 4px 0 var(--unknown); }
+#checks tr.skipped td { color: var(--muted); }
 #checks td.name { white-space: nowrap; }
 .status { display: inline-block; min-width: 68px; text-align: center; border-radius: 4px; padding: 0 8px;
   color: #fff; font-size: 12px; font-weight: 700; text-transform: uppercase; }
-.status.pass { background: var(--pass); } .status.fail { background: var(--fail); } .status.unknown { background: var(--unknown); }
+.status.pass { background: var(--pass); } .status.fail { background: var(--fail); } .status.unknown { background: var(--unknown); } .status.skipped { background: var(--muted); }
 .measures { list-style: none; margin: 0; padding: 0; }
 .measure, .vs { color: var(--muted); }
 details summary { cursor: pointer; color: var(--muted); }

@@ -21,7 +21,7 @@ pub fn render(report: &Report) -> String {
          skipped=\"{}\" timestamp=\"{}\" time=\"{:.3}\">",
         report.checks.len() + errors,
         count(Status::Fail),
-        count(Status::Unknown),
+        count(Status::Unknown) + count(Status::Skipped),
         timestamp(report.started_ms),
         report.finished_ms.saturating_sub(report.started_ms) as f64 / 1000.0,
     );
@@ -68,7 +68,7 @@ fn testcase(out: &mut String, suite: &str, check: &CheckResult) {
                 escape(&failure_text(check))
             );
         }
-        Status::Unknown => {
+        Status::Unknown | Status::Skipped => {
             let _ = write!(out, "\n      <skipped message=\"{summary}\"/>\n    ");
         }
     }

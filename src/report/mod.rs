@@ -14,7 +14,7 @@ use crate::history::Event;
 
 /// Version of `report.json`'s layout (`docs/report.schema.json`); bumped on
 /// any incompatible change. 2: measures carry a number and a unit.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -44,7 +44,9 @@ impl Report {
     pub fn verdict_of(checks: &[CheckResult], error: bool) -> Status {
         if error || checks.iter().any(|c| c.status == Status::Fail) {
             Status::Fail
-        } else if checks.is_empty() || checks.iter().any(|c| c.status == Status::Unknown) {
+        } else if checks.iter().all(|c| c.status == Status::Skipped)
+            || checks.iter().any(|c| c.status == Status::Unknown)
+        {
             Status::Unknown
         } else {
             Status::Pass

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::{admin_graph, healthy, schema_violations, serial, shared_env};
+use graphdrill::adapter::graph_agent::{AgentProcess, AgentSetup};
 use graphdrill::api::{FailureClass, Job, JobState};
-use graphdrill::drill::agent::{AgentProcess, AgentSetup};
 use graphdrill::env::{Environment, Link};
 use graphdrill::fault::{AccessDenied, Fault, Partition};
 use graphdrill::graph::{self, Graph};
@@ -46,7 +46,6 @@ fn start_agent_with(
     let dir = tempfile::tempdir().unwrap();
     let setting = |k: &str, v: &str| (format!("GRAPH_AGENT_TRANSFER__{k}"), v.to_string());
     let setup = AgentSetup {
-        bin: crate::common::agent_bin(),
         dir: dir.path().to_path_buf(),
         log: dir.path().join("agent.log"),
         overrides: vec![
@@ -63,7 +62,7 @@ fn start_agent_with(
         clock_skew_ms: 0,
         extra: extra.to_string(),
     };
-    let proc = AgentProcess::start(env, setup).unwrap();
+    let proc = AgentProcess::start(env, &crate::common::agent_bin(), setup).unwrap();
     AgentProc {
         url: proc.api().url().to_string(),
         proc,

@@ -194,7 +194,7 @@ fn graphdrill(engine: &Engine, args: &[&str], envs: &[(&str, &str)]) -> Command 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_graphdrill"));
     cmd.args(args)
         .current_dir(ROOT)
-        .env("GRAPHDRILL_AGENT", crate::common::agent_bin())
+        .env("GRAPHDRILL_AGENT_BIN", crate::common::agent_bin())
         .env("GRAPHDRILL_IMAGES", &engine.images)
         .env("GRAPHDRILL_HOME", &engine.home)
         .env("DOCKER_HOST", &engine.host)
@@ -262,7 +262,7 @@ fn smoke_access_denied_region_loss_and_clock_skew_give_the_same_verdicts_on_dock
     let Some(engine) = engine_or_skip("same verdicts") else {
         return;
     };
-    if graphdrill::drill::agent::faketime_lib().is_none() {
+    if graphdrill::adapter::graph_agent::faketime_lib().is_none() {
         let lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
         crate::common::ensure_debian_package("faketime", Path::new(lib));
     }

@@ -16,7 +16,7 @@ fn graphdrill(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_graphdrill"));
     cmd.args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("GRAPHDRILL_AGENT", crate::common::agent_bin())
+        .env("GRAPHDRILL_AGENT_BIN", crate::common::agent_bin())
         .env("GRAPHDRILL_LOG", "warn");
     for (k, v) in envs {
         cmd.env(k, v);
@@ -26,7 +26,7 @@ fn graphdrill(args: &[&str], envs: &[(&str, &str)]) -> Output {
 
 /// Runs scenarios in the shared environment; returns the exit code and
 /// the reports, by scenario name.
-fn run(paths: &[&str], envs: &[(&str, &str)]) -> (i32, Vec<Value>, String) {
+pub fn run(paths: &[&str], envs: &[(&str, &str)]) -> (i32, Vec<Value>, String) {
     let reports = tempfile::tempdir().unwrap();
     run_into(shared_env(), reports.path(), paths, envs)
 }
@@ -90,7 +90,7 @@ fn check_run_folder(dir: &Path, report: &Value) {
 /// The clock-skew scenario runs the agent under libfaketime.
 fn ensure_faketime() {
     let lib = Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1");
-    if graphdrill::drill::agent::faketime_lib().is_none() {
+    if graphdrill::adapter::graph_agent::faketime_lib().is_none() {
         crate::common::ensure_debian_package("faketime", lib);
     }
 }
@@ -268,7 +268,7 @@ fn each_defect_fails_the_drill_on_the_check_that_should_catch_it() {
 #[cfg(feature = "defects")]
 #[test]
 fn every_defect_is_exercised() {
-    let out = std::process::Command::new(graphdrill::drill::agent::default_bin())
+    let out = std::process::Command::new(graphdrill::adapter::graph_agent::default_bin())
         .arg("--list-defects")
         .output()
         .expect("graph-agent runs");

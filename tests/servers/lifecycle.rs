@@ -149,7 +149,7 @@ restore = { backup = "latest", tier = "primary" }
         .arg("--report-dir")
         .arg(&reports)
         .arg(&scenario)
-        .env("GRAPHDRILL_AGENT", crate::common::agent_bin())
+        .env("GRAPHDRILL_AGENT_BIN", crate::common::agent_bin())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

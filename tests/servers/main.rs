@@ -3,6 +3,7 @@
 //! lock ([`common::serial`]) that keeps heavy tests from running at once on
 //! a two-core machine.
 
+mod adapters;
 mod agent;
 mod common;
 mod docker;

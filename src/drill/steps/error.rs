@@ -3,7 +3,7 @@
 //! [`StepError::is_environment`] tells an environment that failed (exit 3)
 //! from a drill that could not be carried out.
 
-use crate::drill::agent::AgentError;
+use crate::adapter::AgentError;
 use crate::env::EnvError;
 use crate::env::neo4j::AdminError;
 use crate::fault::FaultError;
@@ -54,6 +54,9 @@ pub enum StepError {
     Subgraph { name: String, message: String },
     #[error("no tier `{0}`")]
     UnknownTier(String),
+    /// What a foreign agent claimed of a backup that storage does not hold.
+    #[error("{0}")]
+    Claim(String),
     #[error(transparent)]
     Repository(#[from] RepositoryError),
     #[error("heartbeat receiver on port {port}: {source}")]

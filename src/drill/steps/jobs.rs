@@ -2,6 +2,7 @@
 //! to their end, recorded with what the scenario expected of them.
 
 use super::*;
+use crate::adapter::Ended;
 
 /// A backup running in the background.
 pub(super) struct Pending {
@@ -11,7 +12,7 @@ pub(super) struct Pending {
     pub(super) name: Option<String>,
     pub(super) expect: Option<JobExpect>,
     /// The job as it ended, and whether its claim held when it did.
-    pub(super) task: tokio::task::JoinHandle<(Job, Seen, Option<InStorage>)>,
+    pub(super) task: tokio::task::JoinHandle<(Ended, Seen, Option<InStorage>)>,
 }
 
 pub(super) fn to_expectation(e: &Option<JobExpect>) -> Expectation {
@@ -64,6 +65,16 @@ impl Drill<'_> {
         }
     }
 
+    /// Keeps what a foreign agent claimed of a backup it made.
+    fn keep_claim(&mut self, ended: Ended) -> Job {
+        if let (Some(claim), Some(id)) = (ended.claim, &ended.job.backup)
+            && ended.job.kind == JobKind::Backup
+        {
+            self.claims.insert(id.clone(), claim);
+        }
+        ended.job
+    }
+
     /// Submits a backup and follows it on a task of its own.
     pub(super) async fn background_backup(
         &mut self,
@@ -77,20 +88,20 @@ impl Drill<'_> {
         let Some(agent) = &self.agent else {
             return "the agent is not running".into();
         };
-        let api = agent.api().clone();
-        match api.submit("/v1/backups", body).await {
-            Ok(job) => {
-                let limit = follow_limit(&job);
+        let submitted_ms = now_ms();
+        match agent.jobs().submit("backups", body).await {
+            Ok(submitted) => {
+                let limit = follow_limit(submitted.job());
                 let storage = self.storage.clone();
-                let submitted_ms = now_ms();
+                let profile = self.profile.clone();
                 let task = tokio::spawn(async move {
-                    let job = api.follow("backups", job, limit, |_| {}).await;
+                    let ended = submitted.follow(limit, |_| {}).await;
                     let seen = Seen {
                         submitted_ms,
-                        ended_ms: job.state.is_terminal().then(now_ms),
+                        ended_ms: ended.job.state.is_terminal().then(now_ms),
                     };
-                    let present = storage.claim_holds(&job).await;
-                    (job, seen, present)
+                    let present = storage.claim_holds(&profile, &ended).await;
+                    (ended, seen, present)
                 });
                 self.pending.push(Pending {
                     step: i,
@@ -120,9 +131,8 @@ impl Drill<'_> {
         for p in std::mem::take(&mut self.pending) {
             self.progress
                 .status(&format!("waiting for step {}: {}", p.step, p.what));
-            let job = p.task.await.ok();
-            let (job, seen, in_storage) = match job {
-                Some((job, seen, present)) => (Some(job), Some(seen), present),
+            let (job, seen, in_storage) = match p.task.await.ok() {
+                Some((ended, seen, present)) => (Some(self.keep_claim(ended)), Some(seen), present),
                 None => (None, None, None),
             };
             self.record_job(p.step, job.as_ref(), seen, in_storage, p.what, &p.expect);
@@ -184,24 +194,24 @@ impl Drill<'_> {
         what: String,
         expect: &Option<JobExpect>,
     ) -> Option<Job> {
-        let api = self.agent.as_ref()?.api().clone();
+        let jobs = self.agent.as_ref()?.jobs();
         let submitted_ms = now_ms();
         let mut seen = None;
-        let job = match api.submit(&format!("/v1/{collection}"), body).await {
-            Ok(job) => {
-                let limit = follow_limit(&job);
+        let ended = match jobs.submit(collection, body).await {
+            Ok(submitted) => {
+                let limit = follow_limit(submitted.job());
                 let progress = self.progress;
                 let show = |j: &Job| {
                     if let Some(p) = &j.progress {
                         progress.status(&format!("{what}: {} {}/{}", p.phase, p.done, p.total));
                     }
                 };
-                let job = api.follow(collection, job, limit, show).await;
+                let ended = submitted.follow(limit, show).await;
                 seen = Some(Seen {
                     submitted_ms,
-                    ended_ms: job.state.is_terminal().then(now_ms),
+                    ended_ms: ended.job.state.is_terminal().then(now_ms),
                 });
-                Some(job)
+                Some(ended)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "job not accepted");
@@ -209,10 +219,11 @@ impl Drill<'_> {
             }
         };
         // Checked the moment the runner sees the success, as a user would.
-        let in_storage = match &job {
-            Some(j) => self.storage.claim_holds(j).await,
+        let in_storage = match &ended {
+            Some(e) => self.storage.claim_holds(&self.profile, e).await,
             None => None,
         };
+        let job = ended.map(|e| self.keep_claim(e));
         self.record_job(i, job.as_ref(), seen, in_storage, what, expect);
         job
     }

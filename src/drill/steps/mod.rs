@@ -21,9 +21,9 @@ use std::time::Duration;
 use neo4rs::query;
 use serde_json::json;
 
-use super::agent::{AgentError, AgentProcess, AgentSetup};
 use super::store::{Events, RunStore};
 use super::{Progress, RunOptions, heartbeat};
+use crate::adapter::{Agent, AgentError, AgentSetup, Capability, Claim, Profile};
 use crate::api::{Job, JobKind, JobState};
 use crate::check::behaviour::Expectation;
 use crate::env::toxiproxy::{Toxic, ToxicKind};
@@ -51,7 +51,11 @@ pub struct Drill<'a> {
     store: &'a RunStore,
     opts: &'a RunOptions,
     progress: &'a Progress,
-    agent: Option<AgentProcess>,
+    agent: Option<Agent>,
+    /// Who is drilled, and what of it can be judged.
+    profile: Profile,
+    /// What a foreign agent said of each backup it made, by backup id.
+    claims: BTreeMap<String, Claim>,
     receiver: Option<heartbeat::Receiver>,
     workload: Option<tokio::task::JoinHandle<Result<Vec<Op>, WorkloadError>>>,
     ops: Vec<Op>,
@@ -142,7 +146,7 @@ fn overrides(scenario: &Scenario) -> Vec<(String, String)> {
             out.push((
                 format!(
                     "{}{}__{}",
-                    super::agent::ENV_PREFIX,
+                    crate::adapter::graph_agent::ENV_PREFIX,
                     section.to_uppercase(),
                     field.to_uppercase()
                 ),
@@ -174,6 +178,8 @@ impl<'a> Drill<'a> {
             opts,
             progress,
             agent: None,
+            profile: opts.agent.profile(),
+            claims: BTreeMap::new(),
             receiver: None,
             workload: None,
             ops: Vec::new(),
@@ -306,7 +312,6 @@ impl<'a> Drill<'a> {
         let dir = agent_dir(&self.env, self.store);
         let _ = std::fs::remove_dir_all(&dir);
         let setup = AgentSetup {
-            bin: self.opts.agent_bin.clone(),
             dir,
             log: self.store.dir.join("logs").join("agent.log"),
             overrides: overrides(self.scenario),
@@ -317,7 +322,8 @@ impl<'a> Drill<'a> {
         };
         let _ = std::fs::create_dir_all(self.store.dir.join("logs"));
         let env = self.env.clone();
-        let agent = tokio::task::spawn_blocking(move || AgentProcess::start(&env, setup)).await??;
+        let spec = self.opts.agent.clone();
+        let agent = tokio::task::spawn_blocking(move || Agent::start(&env, &spec, setup)).await??;
         self.agent = Some(agent);
         self.events().push(EventKind::Agent {
             action: "started".into(),
@@ -363,7 +369,7 @@ impl<'a> Drill<'a> {
         }
     }
 
-    fn agent(&self) -> Result<&AgentProcess, StepError> {
+    fn agent(&self) -> Result<&Agent, StepError> {
         self.agent.as_ref().ok_or(StepError::NoAgent)
     }
 
@@ -462,7 +468,7 @@ impl<'a> Drill<'a> {
             Action::Key(k) => {
                 let key = self.next_key();
                 let mut keys = match k {
-                    KeyAction::Rotate => self.agent()?.keys().to_vec(),
+                    KeyAction::Rotate => self.agent()?.keys(),
                     KeyAction::Replace => Vec::new(),
                 };
                 keys.push(key);
@@ -481,7 +487,7 @@ impl<'a> Drill<'a> {
     /// the process), and keeps the agent whatever the outcome.
     async fn restart_agent(
         &mut self,
-        f: impl FnOnce(&mut AgentProcess, &Environment) -> Result<(), AgentError> + Send + 'static,
+        f: impl FnOnce(&mut Agent, &Environment) -> Result<(), AgentError> + Send + 'static,
     ) -> Result<(), StepError> {
         let mut agent = self.agent.take().ok_or(StepError::NoAgent)?;
         let env = self.env.clone();
@@ -496,10 +502,7 @@ impl<'a> Drill<'a> {
 
     async fn agent_action(&mut self, a: AgentAction) -> Result<String, StepError> {
         self.restart_agent(move |agent, env| match a {
-            AgentAction::Kill => {
-                agent.kill();
-                Ok(())
-            }
+            AgentAction::Kill => agent.kill(),
             AgentAction::Pause => agent.pause(),
             AgentAction::Resume => agent.resume(),
             AgentAction::Restart => agent.restart(env),
@@ -537,7 +540,9 @@ impl<'a> Drill<'a> {
         }
         .await;
         let source = source.map(|ids| self.source_subgraphs = ids);
-        self.catalogs = self.list_catalogs().await;
+        if self.profile.has(Capability::Repository) {
+            self.catalogs = self.list_catalogs().await;
+        }
         workload.and(healed).and(source)
     }
 
@@ -610,6 +615,7 @@ impl<'a> Drill<'a> {
                 inventory: self.source_inventory.take(),
             },
             catalogs: std::mem::take(&mut self.catalogs),
+            agent: self.profile.clone(),
             settings: evidence::Settings {
                 max_retries: setting("transfer", "max_retries")
                     .and_then(|v| v.as_integer())

@@ -36,11 +36,7 @@ impl Drill<'_> {
             disaster_ms,
             queryable_ms: None,
             graph: None,
-            claimed_ms: self
-                .storage
-                .catalog(Some(tier), &backup)
-                .await
-                .map(|c| c.recovery_point.time_ms),
+            claimed_ms: self.claimed_ms(tier, &backup).await,
             subgraphs: BTreeMap::new(),
             left_nodes: None,
         };
@@ -63,6 +59,17 @@ impl Drill<'_> {
         }
         self.restores.push(record);
         Ok(self.last_job_line())
+    }
+
+    /// The recovery point the agent claims for `backup`: graph-agent's
+    /// catalog, read from storage, or what a foreign agent said.
+    async fn claimed_ms(&self, tier: Tier, backup: &str) -> Option<u64> {
+        if self.profile.has(Capability::Repository) {
+            let entry = self.storage.catalog(Some(tier), backup).await;
+            entry.map(|c| c.recovery_point.time_ms)
+        } else {
+            self.claims.get(backup)?.recovery_point_ms
+        }
     }
 
     /// Node ids of each named subgraph, as its Cypher finds them in `graph`.

@@ -3,6 +3,7 @@
 
 use super::jobs::job_tier;
 use super::*;
+use crate::adapter::{Ended, StoredObject};
 
 /// The runner's own view of the tiers' storage: admin credentials, direct
 /// connections, never the agent's links; and every master key the runner
@@ -47,37 +48,79 @@ impl Storage {
             .ok()
     }
 
-    /// For a backup job that succeeded: whether the judge's reader gets the
-    /// whole backup back from its tier.
-    pub(super) async fn claim_holds(&self, job: &Job) -> Option<InStorage> {
+    /// For a backup job that succeeded: whether what the agent claims is in
+    /// storage. graph-agent's backup must come back whole through the
+    /// judge's reader; a foreign agent's named objects must all be there.
+    /// `None` when the agent makes no claim graphdrill can check.
+    pub(super) async fn claim_holds(&self, profile: &Profile, ended: &Ended) -> Option<InStorage> {
+        let job = &ended.job;
         let (JobKind::Backup, JobState::Succeeded, Some(id)) = (job.kind, job.state, &job.backup)
         else {
             return None;
         };
-        let masters = self
-            .masters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let read = async {
-            let tier = job_tier(&job.tier).ok_or(StepError::UnknownTier(job.tier.clone()))?;
-            let reader = Reader::open(self.objects(tier)?, &masters).await?;
-            Ok::<_, StepError>(reader.verify(id).await?)
+        let read = if profile.has(Capability::Repository) {
+            self.backup_readable(&job.tier, id).await
+        } else if profile.has(Capability::Claims) {
+            let objects = ended.claim.as_ref().map_or(&[][..], |c| &c.objects[..]);
+            self.objects_present(objects).await
+        } else {
+            return None;
         };
-        Some(match read.await {
-            Ok(v) => InStorage {
+        Some(match read {
+            Ok(detail) => InStorage {
                 restorable: true,
-                detail: format!(
-                    "{} backups in the chain, {} chunks, {} bytes of records",
-                    v.chain.len(),
-                    v.chunks,
-                    v.bytes
-                ),
+                detail,
             },
             Err(e) => InStorage {
                 restorable: false,
                 detail: e.to_string(),
             },
         })
+    }
+
+    async fn backup_readable(&self, tier: &str, id: &str) -> Result<String, StepError> {
+        let masters = self
+            .masters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let tier = job_tier(tier).ok_or(StepError::UnknownTier(tier.to_string()))?;
+        let reader = Reader::open(self.objects(tier)?, &masters).await?;
+        let v = reader.verify(id).await?;
+        Ok(format!(
+            "{} backups in the chain, {} chunks, {} bytes of records",
+            v.chain.len(),
+            v.chunks,
+            v.bytes
+        ))
+    }
+
+    /// Every object named is there and not empty.
+    async fn objects_present(&self, objects: &[StoredObject]) -> Result<String, StepError> {
+        if objects.is_empty() {
+            return Err(StepError::Claim(
+                "the backup's result line names no stored object".into(),
+            ));
+        }
+        let mut bytes = 0;
+        for o in objects {
+            let tier = job_tier(&o.tier).ok_or(StepError::UnknownTier(o.tier.clone()))?;
+            match self.objects(tier)?.get(&o.key).await? {
+                Some(b) if !b.is_empty() => bytes += b.len(),
+                Some(_) => {
+                    return Err(StepError::Claim(format!(
+                        "`{}` in {} is empty",
+                        o.key, o.tier
+                    )));
+                }
+                None => {
+                    return Err(StepError::Claim(format!(
+                        "`{}` is not in {}",
+                        o.key, o.tier
+                    )));
+                }
+            }
+        }
+        Ok(format!("{} objects, {bytes} bytes", objects.len()))
     }
 }

@@ -1,14 +1,17 @@
-//! The agent under test as the runner sees it: a `graph-agent serve`
-//! process it configures, starts, kills, pauses and restarts, and an HTTP
-//! client for its control API. Everything else goes through the API.
+//! graph-agent as the runner drives it: a `graph-agent serve` process it
+//! configures, starts, kills, pauses and restarts; everything else goes
+//! through its control API ([`Api`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::api::Job;
+use super::AgentError;
+use super::http::{Api, wait_listening};
 use crate::env::process::{Process, stop_all};
 use crate::env::{Backend, Environment, Link, Role};
+
+const NAME: &str = "graph-agent";
 
 /// graph-agent's documented settings prefix: `GRAPH_AGENT_SECTION__FIELD`
 /// overrides `[section] field` of its config.
@@ -27,18 +30,8 @@ metadata_sync = \"30s\"
 job_deadline = \"2m\"
 ";
 
-#[derive(Debug, thiserror::Error)]
-pub enum AgentError {
-    #[error("graph-agent: {0}")]
-    Process(String),
-    #[error("agent API {path}: {message}")]
-    Api { path: String, message: String },
-}
-
 /// Where the agent's files live and how to start it.
 pub struct AgentSetup {
-    /// The `graph-agent` executable.
-    pub bin: PathBuf,
     /// Config, keys, token, state and local snapshots go here.
     pub dir: PathBuf,
     /// The agent's stdout and stderr.
@@ -56,6 +49,8 @@ pub struct AgentSetup {
 /// A running (or stopped) agent: a process, or a container on the
 /// container backend.
 pub struct AgentProcess {
+    /// The `graph-agent` executable.
+    bin: PathBuf,
     setup: AgentSetup,
     backend: Backend,
     env_dir: PathBuf,
@@ -64,27 +59,13 @@ pub struct AgentProcess {
     api: Api,
 }
 
-/// The agent's control API; it keeps working across restarts (same port).
-#[derive(Clone)]
-pub struct Api {
-    http: reqwest::Client,
-    url: String,
-    token: String,
-}
-
 impl AgentProcess {
     /// Writes the configuration for `env` and starts the agent.
-    pub fn start(env: &Environment, setup: AgentSetup) -> Result<Self, AgentError> {
-        let port = crate::env::free_port().map_err(|e| AgentError::Process(e.to_string()))?;
-        let api = Api {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("a default reqwest client builds"),
-            url: format!("http://127.0.0.1:{port}"),
-            token: setup.token.clone(),
-        };
+    pub fn start(env: &Environment, bin: &Path, setup: AgentSetup) -> Result<Self, AgentError> {
+        let port = crate::env::free_port().map_err(|e| AgentError::process(NAME, e))?;
+        let api = Api::new(format!("http://127.0.0.1:{port}"), setup.token.clone());
         let mut agent = Self {
+            bin: bin.to_path_buf(),
             setup,
             backend: env.backend().clone(),
             env_dir: env.dir().to_path_buf(),
@@ -108,15 +89,15 @@ impl AgentProcess {
     /// The agent's key files, written mode 0600.
     fn write_config(&self, env: &Environment) -> Result<(), AgentError> {
         let d = &self.setup.dir;
-        let io = |e: std::io::Error| AgentError::Process(format!("{}: {e}", d.display()));
+        let io = |e: std::io::Error| AgentError::process(NAME, format!("{}: {e}", d.display()));
         std::fs::create_dir_all(d.join("keys")).map_err(io)?;
         crate::env::write_secret(&d.join("token"), &self.setup.token)
-            .map_err(|e| AgentError::Process(e.to_string()))?;
+            .map_err(|e| AgentError::process(NAME, e))?;
         let mut key_lines = String::new();
         for (i, (id, key)) in self.setup.keys.iter().enumerate() {
             let file = d.join("keys").join(format!("{id}.hex"));
             crate::env::write_secret(&file, &hex::encode(key))
-                .map_err(|e| AgentError::Process(e.to_string()))?;
+                .map_err(|e| AgentError::process(NAME, e))?;
             if i + 1 == self.setup.keys.len() {
                 key_lines.push_str(&format!(
                     "[encryption]\nkey_id = \"{id}\"\nkey_file = \"{}\"\n",
@@ -171,7 +152,7 @@ impl AgentProcess {
     }
 
     fn spawn(&mut self) -> Result<(), AgentError> {
-        let program = self.backend.agent_program(&self.setup.bin);
+        let program = self.backend.agent_program(&self.bin);
         let mut cmd = Command::new(&program);
         cmd.arg("--config")
             .arg(self.setup.dir.join("agent.toml"))
@@ -186,7 +167,7 @@ impl AgentProcess {
         }
         let mut mounts = vec![self.setup.dir.clone()];
         if self.setup.clock_skew_ms != 0 {
-            let lib = faketime_lib().ok_or_else(|| AgentError::Process(FAKETIME_MISSING.into()))?;
+            let lib = faketime_lib().ok_or_else(|| AgentError::process(NAME, FAKETIME_MISSING))?;
             // A container sees the host's library at the same path.
             mounts.extend(lib.parent().map(Path::to_path_buf));
             // Only the wall clock: timers and timeouts run true.
@@ -206,24 +187,9 @@ impl AgentProcess {
                 &mounts,
             )
             .map_err(|e| {
-                AgentError::Process(format!("cannot start `{}`: {e}", program.display()))
+                AgentError::process(NAME, format!("cannot start `{}`: {e}", program.display()))
             })?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(status) = proc.exited() {
-                let tail = crate::env::process::log_tail(&self.log_path(), 20);
-                proc.kill();
-                return Err(AgentError::Process(format!(
-                    "exited with {} at start; its log:\n{tail}",
-                    status.unwrap_or_else(|| "an unknown status".into()),
-                )));
-            }
-            if Instant::now() > deadline {
-                proc.kill();
-                return Err(AgentError::Process("did not listen within 20 s".into()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(NAME, &mut proc, self.port, &self.log_path())?;
         self.proc = Some(proc);
         Ok(())
     }
@@ -249,7 +215,7 @@ impl AgentProcess {
         f: impl Fn(&Process) -> Result<(), crate::env::EnvError>,
     ) -> Result<(), AgentError> {
         match &self.proc {
-            Some(p) => f(p).map_err(|e| AgentError::Process(e.to_string())),
+            Some(p) => f(p).map_err(|e| AgentError::process(NAME, e)),
             None => Ok(()),
         }
     }
@@ -289,78 +255,6 @@ impl AgentProcess {
     }
 }
 
-impl Api {
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Submits a job (`path` like `/v1/backups`) and returns it as accepted.
-    pub async fn submit(&self, path: &str, body: serde_json::Value) -> Result<Job, AgentError> {
-        let api = |message: String| AgentError::Api {
-            path: path.to_string(),
-            message,
-        };
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| api(e.to_string()))?;
-        let status = resp.status();
-        if status != reqwest::StatusCode::ACCEPTED {
-            let text = resp.text().await.unwrap_or_default();
-            return Err(api(format!("HTTP {status}: {text}")));
-        }
-        resp.json().await.map_err(|e| api(e.to_string()))
-    }
-
-    /// The job's current state.
-    pub async fn job(&self, collection: &str, id: &str) -> Result<Job, AgentError> {
-        let path = format!("/v1/{collection}/{id}");
-        let api = |message: String| AgentError::Api {
-            path: path.clone(),
-            message,
-        };
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| api(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(api(format!("HTTP {}", resp.status())));
-        }
-        resp.json().await.map_err(|e| api(e.to_string()))
-    }
-
-    /// Polls a job until it ends or `limit` passes; returns the last state
-    /// seen. `on_poll` sees every answer (for a progress display).
-    pub async fn follow(
-        &self,
-        collection: &str,
-        job: Job,
-        limit: Duration,
-        on_poll: impl Fn(&Job),
-    ) -> Job {
-        let started = Instant::now();
-        let mut last = job;
-        while !last.state.is_terminal() && started.elapsed() < limit {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            match self.job(collection, &last.id).await {
-                Ok(j) => {
-                    on_poll(&j);
-                    last = j;
-                }
-                Err(e) => tracing::debug!(error = %e, "poll failed"),
-            }
-        }
-        last
-    }
-}
-
 impl Drop for AgentProcess {
     fn drop(&mut self) {
         self.stop();
@@ -383,9 +277,9 @@ pub fn faketime_lib() -> Option<PathBuf> {
 }
 
 /// The `graph-agent` next to the running executable (cargo builds both
-/// into the same folder), unless `GRAPHDRILL_AGENT` names another.
+/// into the same folder), unless `GRAPHDRILL_AGENT_BIN` names another.
 pub fn default_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("GRAPHDRILL_AGENT") {
+    if let Some(p) = std::env::var_os("GRAPHDRILL_AGENT_BIN") {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().unwrap_or_default();
