@@ -5,17 +5,18 @@ pickled to a file in the local tier. Restores: the file written into the
 recovery database with APOC, in one transaction. Deliberately simple: no
 heartbeat, no retries, no failure classes, no incremental backups.
 """
+import json
 import os
 import pickle
+import sys
 import threading
 import time
 import uuid
-import json
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from neo4j import GraphDatabase
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from drill_env import ENV, driver as connect  # noqa: E402
 
-ENV = os.environ
 TOKEN = open(ENV["GRAPHDRILL_TOKEN_FILE"]).read().strip()
 LOCAL = ENV["GRAPHDRILL_LOCAL_DIR"]
 JOBS = {}
@@ -24,12 +25,6 @@ LOCK = threading.Lock()  # job dicts are read by one thread while another update
 
 def now_ms():
     return int(time.time() * 1000)
-
-
-def connect(prefix):
-    password = open(ENV[f"GRAPHDRILL_{prefix}_PASSWORD_FILE"]).read().strip()
-    auth = (ENV[f"GRAPHDRILL_{prefix}_USER"], password)
-    return GraphDatabase.driver(ENV[f"GRAPHDRILL_{prefix}_URI"], auth=auth)
 
 
 def backup(job):

@@ -120,6 +120,9 @@ impl Runner {
             "verify" if self.spec.verify.is_some() => {
                 (JobKind::Verify, self.spec.verify.as_ref().expect("checked"))
             }
+            "copies" if self.spec.copy.is_some() => {
+                (JobKind::Copy, self.spec.copy.as_ref().expect("checked"))
+            }
             other => {
                 return Err(AgentError::Unsupported {
                     agent: self.name.clone(),
@@ -137,7 +140,8 @@ impl Runner {
             "incremental" => Some(BackupKind::Incremental),
             _ => None,
         });
-        let tier = field("tier").or(field("from")).unwrap_or_default();
+        // A copy's job is in the tier it copies to, as graph-agent's is.
+        let tier = field("tier").or(field("to")).unwrap_or_default();
         let backup = field("backup");
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
@@ -151,6 +155,11 @@ impl Runner {
         }
         if let Some(b) = &backup {
             cmd.env("GRAPHDRILL_BACKUP", b);
+        }
+        for (var, key) in [("GRAPHDRILL_FROM", "from"), ("GRAPHDRILL_TO", "to")] {
+            if let Some(v) = field(key) {
+                cmd.env(var, v);
+            }
         }
         let out_path = self.jobs.join(format!("{id}.out"));
         let failed = |e: String| AgentError::process(&self.name, e);

@@ -58,6 +58,9 @@ pub struct CommandSpec {
     pub restore: Vec<String>,
     #[serde(default)]
     pub verify: Option<Vec<String>>,
+    /// Copies a backup between tiers (`GRAPHDRILL_FROM`, `GRAPHDRILL_TO`).
+    #[serde(default)]
+    pub copy: Option<Vec<String>>,
     /// A command still running after this is a stuck job, and is killed.
     pub timeout: Dur,
 }

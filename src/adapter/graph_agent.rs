@@ -282,13 +282,5 @@ pub fn default_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("GRAPHDRILL_AGENT_BIN") {
         return PathBuf::from(p);
     }
-    let exe = std::env::current_exe().unwrap_or_default();
-    let dir = exe.parent().unwrap_or(Path::new("."));
-    // Test executables live one folder deeper, in `deps/`.
-    let beside = dir.join("graph-agent");
-    if beside.is_file() {
-        beside
-    } else {
-        dir.parent().unwrap_or(dir).join("graph-agent")
-    }
+    super::beside_exe("graph-agent")
 }

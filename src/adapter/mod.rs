@@ -431,6 +431,16 @@ pub fn endpoints(env: &Environment, work_dir: &std::path::Path) -> BTreeMap<Stri
             format!("bolt://{}", state.link(link).listen),
         );
         put(&format!("{prefix}_USER"), n.agent_user.clone());
+        // The server's import folder, as a volume shared with a cron job
+        // (APOC exports and imports files there).
+        put(
+            &format!("{prefix}_IMPORT_DIR"),
+            env.dir()
+                .join(instance)
+                .join("import")
+                .display()
+                .to_string(),
+        );
         put(
             &format!("{prefix}_PASSWORD_FILE"),
             n.agent_password_file.display().to_string(),
@@ -457,6 +467,7 @@ pub fn endpoints(env: &Environment, work_dir: &std::path::Path) -> BTreeMap<Stri
         format!("http://{}/heartbeat", state.link(Link::Control).listen),
     );
     put("ENV_DIR", env.dir().display().to_string());
+    put("BIN", graphdrill_bin().display().to_string());
     put("WORK_DIR", work_dir.display().to_string());
     // The `local` tier, where graph-agent keeps its snapshots too.
     put(
@@ -464,6 +475,29 @@ pub fn endpoints(env: &Environment, work_dir: &std::path::Path) -> BTreeMap<Stri
         work_dir.join("snapshots").display().to_string(),
     );
     out
+}
+
+/// The `graphdrill` executable, for agents that stop and start a component
+/// (`$GRAPHDRILL_BIN env stop neo4j --dir $GRAPHDRILL_ENV_DIR`).
+pub fn graphdrill_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    if exe.file_name().is_some_and(|n| n == "graphdrill") {
+        return exe;
+    }
+    beside_exe("graphdrill")
+}
+
+/// The program `name` that cargo built beside the running executable (test
+/// executables live one folder deeper, in `deps/`).
+pub fn beside_exe(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().unwrap_or(std::path::Path::new("."));
+    let beside = dir.join(name);
+    if beside.is_file() {
+        beside
+    } else {
+        dir.parent().unwrap_or(dir).join(name)
+    }
 }
 
 #[cfg(test)]

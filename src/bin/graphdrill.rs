@@ -126,6 +126,32 @@ enum EnvCommand {
         #[command(flatten)]
         which: Which,
     },
+    /// Stop one component (`neo4j`, `neo4j-recovery`, `s3-primary`,
+    /// `s3-archive`, `toxiproxy`) as a service manager would: SIGTERM, then
+    /// SIGKILL after its grace time. For backup tools that need the
+    /// database down (`neo4j-admin database dump`); a drill in progress
+    /// sees the downtime.
+    Stop {
+        component: String,
+        #[command(flatten)]
+        which: Which,
+    },
+    /// Start a stopped component again and wait until it is ready.
+    Start {
+        component: String,
+        #[command(flatten)]
+        which: Which,
+    },
+    /// Run the environment's `neo4j-admin` for a stopped Neo4j instance,
+    /// with its configuration: `graphdrill env neo4j-admin neo4j --dir D --
+    /// database dump neo4j --to-path=/tmp/dumps`.
+    Neo4jAdmin {
+        instance: String,
+        #[command(flatten)]
+        which: Which,
+        #[arg(last = true, required = true)]
+        args: Vec<String>,
+    },
 }
 
 /// Which environment: by name under $GRAPHDRILL_HOME/envs, or by folder.
@@ -299,6 +325,34 @@ async fn run(cli: Cli) -> Result<(), EnvError> {
         | Command::List { .. }
         | Command::Check { .. } => {
             unreachable!("handled in main")
+        }
+        Command::Env(EnvCommand::Stop { component, which }) => {
+            let env = Environment::attach(&home, &which.options().state_dir(&home))?;
+            let stopped = env.stop_component(&component);
+            env.detach();
+            stopped?;
+            println!("stopped {component}");
+            Ok(())
+        }
+        Command::Env(EnvCommand::Start { component, which }) => {
+            let env = Environment::attach(&home, &which.options().state_dir(&home))?;
+            let started = env.start_component(&component).await;
+            env.detach();
+            started?;
+            println!("started {component}");
+            Ok(())
+        }
+        Command::Env(EnvCommand::Neo4jAdmin {
+            instance,
+            which,
+            args,
+        }) => {
+            let env = Environment::attach(&home, &which.options().state_dir(&home))?;
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = env.neo4j_admin(&instance, &args);
+            env.detach();
+            println!("{}", out?);
+            Ok(())
         }
         Command::Env(EnvCommand::Down { which }) => {
             let env = Environment::attach(&home, &which.options().state_dir(&home))?;

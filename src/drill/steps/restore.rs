@@ -28,6 +28,8 @@ impl Drill<'_> {
         let Some(job) = self.job_step(i, "restores", body, what, expect).await else {
             return Ok(self.last_job_line());
         };
+        // A new session: an agent may have restarted the server to restore.
+        let recovery = self.admin("neo4j-recovery").await?;
         let mut record = RestoreRecord {
             step: i,
             tier,
