@@ -319,6 +319,91 @@ fn result_line(stdout: &str) -> Result<Option<ResultLine>, serde_json::Error> {
 mod tests {
     use super::*;
 
+    /// A runner whose backup is `sh -c SCRIPT`, in a temporary folder.
+    fn runner(script: &str, timeout: Duration) -> (Arc<Runner>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let argv = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+        let runner = Arc::new(Runner {
+            name: "cron".into(),
+            dir: dir.path().to_path_buf(),
+            spec: CommandSpec {
+                backup: argv.clone(),
+                restore: argv,
+                verify: None,
+                copy: None,
+                timeout: crate::api::Dur(timeout),
+            },
+            vars: Vec::new(),
+            jobs: dir.path().to_path_buf(),
+            log: dir.path().join("agent.log"),
+            count: AtomicU32::new(0),
+            running: Mutex::new(BTreeSet::new()),
+        });
+        (runner, dir)
+    }
+
+    fn backup(runner: &Arc<Runner>) -> Ended {
+        let body = serde_json::json!({"kind": "full", "tier": "primary"});
+        let running = runner.start("backups", &body).unwrap();
+        running.wait_blocking()
+    }
+
+    #[test]
+    fn a_backup_s_result_line_names_the_backup_and_its_claim() {
+        let (r, _dir) = runner(
+            "echo \"tier=$GRAPHDRILL_TIER kind=$GRAPHDRILL_BACKUP_KIND\" >&2; \
+             echo '{\"backup\": \"b1\", \"recovery_point_ms\": 5, \"objects\": [{\"tier\": \"primary\", \"key\": \"k\"}]}'",
+            Duration::from_secs(30),
+        );
+        let ended = backup(&r);
+        assert_eq!(ended.job.state, JobState::Succeeded);
+        assert_eq!(ended.job.backup.as_deref(), Some("b1"));
+        let claim = ended.claim.unwrap();
+        assert_eq!(claim.recovery_point_ms, Some(5));
+        assert_eq!(claim.objects[0].key, "k");
+        let log = std::fs::read_to_string(&r.log).unwrap();
+        assert!(log.contains("tier=primary kind=full"), "{log}");
+    }
+
+    #[test]
+    fn a_command_that_exits_non_zero_is_a_failed_job_with_its_stderr() {
+        let (r, _dir) = runner(
+            "echo 'AccessDenied on PutObject' >&2; exit 3",
+            Duration::from_secs(30),
+        );
+        let ended = backup(&r);
+        assert_eq!(ended.job.state, JobState::Failed);
+        let message = ended.job.failure.unwrap().message;
+        assert!(message.contains("exit status: 3"), "{message}");
+        assert!(message.contains("AccessDenied on PutObject"), "{message}");
+    }
+
+    #[test]
+    fn a_command_past_its_timeout_is_killed_with_its_children_and_never_ends() {
+        let (r, dir) = runner(
+            "sleep 60 & echo $! > child.pid; wait",
+            Duration::from_millis(500),
+        );
+        let ended = backup(&r);
+        assert_eq!(ended.job.state, JobState::Running);
+        assert_eq!(ended.job.finished_ms, None);
+        let pid: u32 = std::fs::read_to_string(dir.path().join("child.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Gone, or a zombie left for init to reap.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let running = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'));
+        assert!(
+            !running,
+            "the command's child {pid} outlived the timeout: {stat}"
+        );
+        assert!(r.lock().is_empty());
+    }
+
     #[test]
     fn the_last_json_object_on_stdout_is_the_result() {
         let out = "uploading…\n{\"backup\": \"a\"}\nmore text\n\

@@ -45,9 +45,14 @@ pub fn check(
         name,
         status,
         format!(
-            "restored and queryable in {} (SLA {}): {breakdown}",
+            "restored and queryable in {} (SLA {}){}",
             secs(took),
-            secs(sla_ms)
+            secs(sla_ms),
+            if breakdown.is_empty() {
+                String::new()
+            } else {
+                format!(": {breakdown}")
+            }
         ),
     )
     .measure(Measure::seconds("recovery time", took).at_most_ms(sla_ms));

@@ -469,10 +469,46 @@ async fn execute(graph: &Graph, writes: &[Write]) -> Result<(), (Phase, String)>
 }
 
 /// Whether the server answered with an error its status code documents as
-/// rolling the transaction back (`Neo.ClientError.*`, `Neo.TransientError.*`).
+/// rolling the transaction back: a client error (a constraint, say), or a
+/// lock it could not take before committing. Anything else at commit, a
+/// `DatabaseUnavailable` during shutdown included, may have committed:
+/// measured with neo4j-admin-dump under churn (docs/findings.md), where
+/// such a commit was in the dump taken right after.
 fn rolled_back(e: &neo4rs::Error) -> bool {
-    let neo4rs::Error::Neo4j(e) = e else {
-        return false;
-    };
-    e.code().starts_with("Neo.ClientError.") || e.code().starts_with("Neo.TransientError.")
+    match e {
+        neo4rs::Error::Neo4j(e) => rolled_back_code(e.code()),
+        _ => false,
+    }
+}
+
+fn rolled_back_code(code: &str) -> bool {
+    const LOCKS: [&str; 3] = [
+        "Neo.TransientError.Transaction.DeadlockDetected",
+        "Neo.TransientError.Transaction.LockAcquisitionTimeout",
+        "Neo.TransientError.Transaction.LockClientStopped",
+    ];
+    code.starts_with("Neo.ClientError.") || LOCKS.contains(&code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rolled_back_code;
+
+    #[test]
+    fn only_errors_that_roll_back_before_the_commit_make_a_write_failed() {
+        for definite in [
+            "Neo.ClientError.Schema.ConstraintValidationFailed",
+            "Neo.TransientError.Transaction.DeadlockDetected",
+            "Neo.TransientError.Transaction.LockAcquisitionTimeout",
+        ] {
+            assert!(rolled_back_code(definite), "{definite}");
+        }
+        for unknown in [
+            "Neo.TransientError.General.DatabaseUnavailable",
+            "Neo.TransientError.Transaction.Terminated",
+            "Neo.DatabaseError.General.UnknownError",
+        ] {
+            assert!(!rolled_back_code(unknown), "{unknown}");
+        }
+    }
 }
