@@ -68,10 +68,6 @@ impl CommandAgent {
         self.runner.clone()
     }
 
-    pub fn log_path(&self) -> PathBuf {
-        self.runner.log.clone()
-    }
-
     /// Kills any command still running (a drill that broke off).
     pub fn stop(&mut self) {
         let running = std::mem::take(&mut *self.runner.lock());

@@ -2,7 +2,6 @@
 //! `docs/openapi.json`), and an HTTP agent graphdrill starts
 //! from an agent file.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -158,10 +157,6 @@ impl HttpAgent {
 
     pub fn api(&self) -> &Api {
         &self.api
-    }
-
-    pub fn log_path(&self) -> PathBuf {
-        self.setup.log.clone()
     }
 
     fn spawn(&mut self) -> Result<(), AgentError> {

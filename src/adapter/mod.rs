@@ -145,10 +145,11 @@ pub enum Spec {
 }
 
 impl Spec {
-    pub fn name(&self) -> &str {
+    /// One line naming the agent, for the run's progress.
+    pub fn describe(&self) -> String {
         match self {
-            Spec::GraphAgent { .. } => "graph-agent",
-            Spec::File(f) => &f.name,
+            Spec::GraphAgent { bin } => format!("graph-agent ({})", bin.display()),
+            Spec::File(f) => format!("{}: {} ({})", f.name, f.description, f.dir.display()),
         }
     }
 
@@ -208,14 +209,6 @@ impl Agent {
             Agent::GraphAgent(a) => Jobs::Api(a.api().clone()),
             Agent::Http(a) => Jobs::Api(a.api().clone()),
             Agent::Command(a) => Jobs::Command(a.runner()),
-        }
-    }
-
-    pub fn log_path(&self) -> PathBuf {
-        match self {
-            Agent::GraphAgent(a) => a.log_path(),
-            Agent::Http(a) => a.log_path(),
-            Agent::Command(a) => a.log_path(),
         }
     }
 

@@ -540,6 +540,7 @@ async fn run_drills(
         ..env_opts
     };
     let progress = Progress::new();
+    progress.line(&format!("agent under test: {}", opts.agent.describe()));
     progress.status("starting the environment");
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM handler installs");

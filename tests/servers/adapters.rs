@@ -1,6 +1,7 @@
 //! Agents graphdrill did not build, drilled through its adapters: a
-//! third-party agent in Python speaking the documented control API, judged
-//! for real, with the checks it cannot be judged on skipped.
+//! third-party agent in Python speaking the documented control API, and the
+//! two command agents of `agents/`, judged for real, with the checks they
+//! cannot be judged on skipped.
 
 use serde_json::Value;
 
@@ -71,4 +72,42 @@ fn a_minimal_python_agent_is_drilled_through_the_http_adapter() {
     }
     assert_eq!(report["verdict"], "fail");
     assert_eq!(code, 1, "{stderr}");
+}
+
+/// The backups people run, as shipped in `agents/`, drilled on smoke end
+/// to end: what they are found to do is `docs/findings.md`.
+#[test]
+fn the_apoc_export_and_the_offline_dump_are_drilled_on_smoke() {
+    let _guard = serial_blocking();
+    let (code, reports, stderr) = run(&["scenarios/smoke", "--agent", "apoc-export"], &[]);
+    let [report] = &reports[..] else {
+        panic!("one report expected: {stderr}")
+    };
+    // GraphML brings dates, times, durations and points back as strings.
+    let consistency = check(report, "consistency[step 3]");
+    assert_eq!(consistency["status"], "fail", "{report:#}");
+    let details = consistency["details"].to_string();
+    assert!(
+        details.contains("DATE \\\"1815-12-10\\\" → STRING"),
+        "{details}"
+    );
+    assert_eq!(check(report, "rpo[step 3]")["status"], "pass", "{report:#}");
+    assert_eq!(
+        check(report, "agent-claims")["status"],
+        "pass",
+        "{report:#}"
+    );
+    assert_eq!(code, 1, "{stderr}");
+
+    // Stopped, dumped, started: everything acknowledged before the stop is
+    // back, and the writes during the downtime failed.
+    let (code, reports, stderr) = run(&["scenarios/smoke", "--agent", "neo4j-admin-dump"], &[]);
+    let [report] = &reports[..] else {
+        panic!("one report expected: {stderr}")
+    };
+    assert_eq!(report["verdict"], "pass", "{report:#}");
+    assert_eq!(code, 0, "{stderr}");
+    let rpo = check(report, "rpo[step 3]")["summary"].as_str().unwrap();
+    assert!(rpo.contains(" 0 lost, 0 phantom, 0 torn"), "{rpo}");
+    assert_eq!(check(report, "retries-bounded")["status"], "skipped");
 }
