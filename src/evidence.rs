@@ -7,7 +7,8 @@
 //! wrote them, and under `evidence/`: the scenario, the base graph and each
 //! restored graph as the judge's canonical JSON lines, the restores, job
 //! expectations, heartbeat windows, what the source held at the end, the
-//! catalogs, the agent drilled and what of it can be judged, the agent's
+//! catalogs, the agent drilled and what of it can be judged, its answers
+//! to requests with a bad credential, the agent's
 //! settings, and fingerprints (never the text) of the
 //! run's secrets. A file that is missing is named by the checks that need it.
 
@@ -36,6 +37,7 @@ pub const CATALOGS: &str = "evidence/catalogs.json";
 /// The agent drilled and its capabilities; a run from before adapters has
 /// none and was graph-agent.
 pub const AGENT: &str = "evidence/agent.json";
+pub const AUTH_PROBES: &str = "evidence/auth-probes.json";
 pub const SETTINGS: &str = "evidence/settings.json";
 pub const SECRETS: &str = "evidence/secrets.json";
 
@@ -75,6 +77,21 @@ pub struct RestoreRecord {
 /// Where the graph restored at `step` is stored.
 pub fn restored_graph_file(step: usize) -> String {
     format!("evidence/restored-step-{step}.jsonl")
+}
+
+/// A request the runner made to the agent's API with a bad credential,
+/// and what came back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthProbe {
+    /// e.g. `no token`.
+    pub credential: String,
+    /// `None` when the agent did not answer.
+    pub status: Option<u16>,
+    /// The job the agent created for it, if it let the request in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A job step and what the scenario expected of it.
@@ -166,6 +183,7 @@ pub struct Evidence {
     /// Tier → backup ids its catalog lists at the end of the drill.
     pub catalogs: BTreeMap<String, Vec<String>>,
     pub agent: Profile,
+    pub auth_probes: Vec<AuthProbe>,
     pub settings: Settings,
     pub secrets: Vec<Fingerprint>,
     /// Every file of the run but the evidence itself, for the secret scan.
@@ -215,6 +233,7 @@ pub fn write(dir: &Path, ev: &Evidence) -> Result<(), EvidenceError> {
     write_json(dir, SOURCE, &ev.source)?;
     write_json(dir, CATALOGS, &ev.catalogs)?;
     write_json(dir, AGENT, &ev.agent)?;
+    write_json(dir, AUTH_PROBES, &ev.auth_probes)?;
     write_json(dir, SETTINGS, &ev.settings)?;
     write_json(dir, SECRETS, &ev.secrets)
 }
@@ -241,6 +260,7 @@ pub fn load(dir: &Path) -> Result<Evidence, EvidenceError> {
         source: Source::default(),
         catalogs: BTreeMap::new(),
         agent: Profile::graph_agent(),
+        auth_probes: Vec::new(),
         settings: Settings {
             max_retries: 0,
             heartbeat_interval_ms: 0,
@@ -270,6 +290,10 @@ pub fn load(dir: &Path) -> Result<Evidence, EvidenceError> {
     );
     part(SOURCE, read_json(dir, SOURCE).map(|v| ev.source = v));
     part(CATALOGS, read_json(dir, CATALOGS).map(|v| ev.catalogs = v));
+    part(
+        AUTH_PROBES,
+        read_json(dir, AUTH_PROBES).map(|v| ev.auth_probes = v),
+    );
     if dir.join(AGENT).exists() {
         part(AGENT, read_json(dir, AGENT).map(|v| ev.agent = v));
     }

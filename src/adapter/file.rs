@@ -149,10 +149,15 @@ impl AgentFile {
         })
     }
 
+    /// What it declares, and for an HTTP agent its control API.
     pub fn profile(&self) -> Profile {
+        let mut capabilities = self.capabilities.clone();
+        if matches!(self.kind, Kind::Http(_)) {
+            capabilities.insert(Capability::ControlApi);
+        }
         Profile {
             name: self.name.clone(),
-            capabilities: self.capabilities.clone(),
+            capabilities,
         }
     }
 }

@@ -10,6 +10,7 @@ use super::{AgentError, AgentSetup, Profile, agent_env};
 use crate::api::Job;
 use crate::env::Environment;
 use crate::env::process::{Process, stop_all};
+use crate::evidence::AuthProbe;
 
 /// How long an agent may take to listen after it is started.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -36,6 +37,44 @@ impl Api {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Asks for a backup with no token, a wrong one, and the right one in
+    /// another scheme: each must be refused with 401 and start no job.
+    pub async fn probe_auth(&self) -> Vec<AuthProbe> {
+        let wrong = format!("Bearer {}", crate::env::random_secret(32));
+        let other_scheme = format!("Basic {}", self.token);
+        let mut out = Vec::new();
+        for (credential, header) in [
+            ("no token", None),
+            ("a wrong token", Some(wrong)),
+            ("the token in the Basic scheme", Some(other_scheme)),
+        ] {
+            let mut req = self
+                .http
+                .post(format!("{}/v1/backups", self.url))
+                .json(&serde_json::json!({"kind": "full", "tier": "local"}));
+            if let Some(h) = header {
+                req = req.header(reqwest::header::AUTHORIZATION, h);
+            }
+            let mut probe = AuthProbe {
+                credential: credential.into(),
+                status: None,
+                job: None,
+                error: None,
+            };
+            match req.send().await {
+                Ok(resp) => {
+                    probe.status = Some(resp.status().as_u16());
+                    if resp.status().is_success() {
+                        probe.job = resp.json::<Job>().await.ok().map(|j| j.id);
+                    }
+                }
+                Err(e) => probe.error = Some(e.to_string()),
+            }
+            out.push(probe);
+        }
+        out
     }
 
     /// Submits a job (`path` like `/v1/backups`) and returns it as accepted.

@@ -59,6 +59,9 @@ impl AgentError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Capability {
+    /// Serves the control API (graph-agent, HTTP agents): its
+    /// authentication is probed.
+    ControlApi,
     /// Sends heartbeats to the runner's endpoint (`GRAPHDRILL_HEARTBEAT_URL`).
     Heartbeats,
     /// Says why a job failed in the control API's failure classes.
@@ -83,6 +86,7 @@ impl Capability {
     /// What an agent without it lacks, in a skipped check's words.
     pub fn lacking(self) -> &'static str {
         match self {
+            Capability::ControlApi => "has no control API",
             Capability::Heartbeats => "has no heartbeat",
             Capability::FailureClasses => "reports no failure class",
             Capability::Attempts => "reports no attempts",
@@ -109,6 +113,7 @@ impl Profile {
         Self {
             name: "graph-agent".into(),
             capabilities: [
+                Capability::ControlApi,
                 Capability::Heartbeats,
                 Capability::FailureClasses,
                 Capability::Attempts,
@@ -515,6 +520,7 @@ mod tests {
     fn graph_agent_can_be_judged_on_everything() {
         let p = Profile::graph_agent();
         for c in [
+            Capability::ControlApi,
             Capability::Heartbeats,
             Capability::FailureClasses,
             Capability::Attempts,

@@ -4,7 +4,7 @@
 //! bounded retries, and no secret in any log or report.
 
 use crate::api::{FailureClass, Job, JobState};
-use crate::evidence::Fingerprint;
+use crate::evidence::{AuthProbe, Fingerprint};
 use crate::history::{Event, EventKind, Seen};
 use crate::scenario::word;
 
@@ -391,6 +391,57 @@ pub fn retries_bounded(events: &[Event], max_retries: u32) -> CheckResult {
     .details(over)
 }
 
+/// Every request with a missing, wrong or wrongly-schemed token was refused
+/// with 401, and none started a job.
+pub fn api_auth(probes: &[AuthProbe]) -> CheckResult {
+    let name = "api-auth";
+    if probes.is_empty() {
+        return CheckResult::new(name, Status::Unknown, "no request was probed");
+    }
+    let mut let_in = Vec::new();
+    let mut unanswered = Vec::new();
+    for p in probes {
+        match p.status {
+            Some(401) => {}
+            Some(status) => let_in.push(format!(
+                "{}: HTTP {status}{}",
+                p.credential,
+                p.job
+                    .as_ref()
+                    .map_or(String::new(), |j| format!(", job {j} started"))
+            )),
+            None => unanswered.push(format!(
+                "{}: no answer ({})",
+                p.credential,
+                p.error.as_deref().unwrap_or("unknown error")
+            )),
+        }
+    }
+    let refused = probes.len() - let_in.len() - unanswered.len();
+    let status = if !let_in.is_empty() {
+        Status::Fail
+    } else if !unanswered.is_empty() {
+        Status::Unknown
+    } else {
+        Status::Pass
+    };
+    let summary = if let_in.is_empty() {
+        format!(
+            "{refused} of {} requests with a bad credential refused with 401",
+            probes.len()
+        )
+    } else {
+        format!(
+            "{} of {} requests with a bad credential let in",
+            let_in.len(),
+            probes.len()
+        )
+    };
+    CheckResult::new(name, status, summary)
+        .measure(Measure::count("let in", let_in.len() as u64).at_most(0.0))
+        .details(let_in.into_iter().chain(unanswered).collect())
+}
+
 /// No secret appears in any of `files` (name, content). Findings name the
 /// file and which secret, never the secret itself.
 pub fn no_secrets(files: &[(String, Vec<u8>)], secrets: &[Fingerprint]) -> CheckResult {
@@ -649,5 +700,38 @@ mod tests {
         let events = [event(j, None)];
         assert_eq!(retries_bounded(&events, 3).status, Status::Pass);
         assert_eq!(retries_bounded(&events, 2).status, Status::Fail);
+    }
+
+    fn probe(credential: &str, status: Option<u16>, job: Option<&str>) -> AuthProbe {
+        AuthProbe {
+            credential: credential.into(),
+            status,
+            job: job.map(str::to_string),
+            error: status.is_none().then(|| "connection refused".into()),
+        }
+    }
+
+    #[test]
+    fn a_request_with_a_bad_token_let_in_fails_api_auth_naming_the_job_it_started() {
+        let refused = [
+            probe("no token", Some(401), None),
+            probe("a wrong token", Some(401), None),
+        ];
+        assert_eq!(api_auth(&refused).status, Status::Pass);
+        let let_in = [
+            probe("no token", Some(401), None),
+            probe("a wrong token", Some(202), Some("job-7")),
+        ];
+        let r = api_auth(&let_in);
+        assert_eq!(r.status, Status::Fail);
+        assert_eq!(
+            r.details,
+            vec!["a wrong token: HTTP 202, job job-7 started"]
+        );
+        assert_eq!(
+            api_auth(&[probe("no token", None, None)]).status,
+            Status::Unknown
+        );
+        assert_eq!(api_auth(&[]).status, Status::Unknown);
     }
 }

@@ -160,6 +160,12 @@ pub static CHECKS: &[&dyn Check] = &[
         },
     },
     &Registered {
+        name: "api-auth",
+        inputs: &[file::AUTH_PROBES, file::AGENT],
+        requires: &[Capability::ControlApi],
+        run: |ev, _| vec![behaviour::api_auth(&ev.auth_probes)],
+    },
+    &Registered {
         name: "no-secrets-in-logs",
         inputs: &[file::SECRETS],
         requires: &[],
@@ -415,6 +421,7 @@ mod tests {
             source: Source::default(),
             catalogs: Default::default(),
             agent,
+            auth_probes: Vec::new(),
             settings: Settings {
                 max_retries: 2,
                 heartbeat_interval_ms: 1000,

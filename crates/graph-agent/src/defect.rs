@@ -26,10 +26,12 @@ pub enum Defect {
     /// manifest is sealed, after the upload, not the database's time under
     /// the cut's lock: writes acknowledged during the upload are claimed.
     LateRecoveryPoint,
+    /// Lets in any bearer token: it checks that one is given, not which.
+    AnyToken,
 }
 
 impl Defect {
-    pub const ALL: [Defect; 8] = [
+    pub const ALL: [Defect; 9] = [
         Defect::EarlySuccess,
         Defect::RetryAccessDenied,
         Defect::DropDeletions,
@@ -38,6 +40,7 @@ impl Defect {
         Defect::LocalClock,
         Defect::TinyNegativeInts,
         Defect::LateRecoveryPoint,
+        Defect::AnyToken,
     ];
 
     /// The name used in `GRAPH_AGENT_DEFECTS`.
@@ -51,6 +54,7 @@ impl Defect {
             Defect::LocalClock => "local-clock",
             Defect::TinyNegativeInts => "tiny-negative-ints",
             Defect::LateRecoveryPoint => "late-recovery-point",
+            Defect::AnyToken => "any-token",
         }
     }
 }

@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
+use super::defect::{self, Defect};
 use super::service::Agent;
 use graph_agent_api::{
     ApiError, BackupRequest, CopyRequest, JobKind, JobState, PruneRequest, RestoreRequest,
@@ -60,7 +61,9 @@ async fn require_token(State(agent): State<Arc<Agent>>, req: Request, next: Next
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
-        Some(t) if agent.token_matches(t) => next.run(req).await,
+        Some(t) if agent.token_matches(t) || defect::active(Defect::AnyToken) => {
+            next.run(req).await
+        }
         _ => error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

@@ -23,7 +23,7 @@ use serde_json::json;
 
 use super::store::{Events, RunStore};
 use super::{Progress, RunOptions, heartbeat};
-use crate::adapter::{Agent, AgentError, AgentSetup, Capability, Claim, Profile};
+use crate::adapter::{Agent, AgentError, AgentSetup, Capability, Claim, Jobs, Profile};
 use crate::api::{Job, JobKind, JobState};
 use crate::check::behaviour::Expectation;
 use crate::env::toxiproxy::{Toxic, ToxicKind};
@@ -56,6 +56,7 @@ pub struct Drill<'a> {
     profile: Profile,
     /// What a foreign agent said of each backup it made, by backup id.
     claims: BTreeMap<String, Claim>,
+    auth_probes: Vec<evidence::AuthProbe>,
     receiver: Option<heartbeat::Receiver>,
     workload: Option<tokio::task::JoinHandle<Result<Vec<Op>, WorkloadError>>>,
     ops: Vec<Op>,
@@ -180,6 +181,7 @@ impl<'a> Drill<'a> {
             agent: None,
             profile: opts.agent.profile(),
             claims: BTreeMap::new(),
+            auth_probes: Vec::new(),
             receiver: None,
             workload: None,
             ops: Vec::new(),
@@ -324,6 +326,9 @@ impl<'a> Drill<'a> {
         let env = self.env.clone();
         let spec = self.opts.agent.clone();
         let agent = tokio::task::spawn_blocking(move || Agent::start(&env, &spec, setup)).await??;
+        if let (Jobs::Api(api), true) = (agent.jobs(), self.profile.has(Capability::ControlApi)) {
+            self.auth_probes = api.probe_auth().await;
+        }
         self.agent = Some(agent);
         self.events().push(EventKind::Agent {
             action: "started".into(),
@@ -616,6 +621,7 @@ impl<'a> Drill<'a> {
             },
             catalogs: std::mem::take(&mut self.catalogs),
             agent: self.profile.clone(),
+            auth_probes: std::mem::take(&mut self.auth_probes),
             settings: evidence::Settings {
                 max_retries: setting("transfer", "max_retries")
                     .and_then(|v| v.as_integer())
