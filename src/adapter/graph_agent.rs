@@ -4,11 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use super::AgentError;
 use super::http::{Api, wait_listening};
-use crate::env::process::{Process, stop_all};
+use super::supervised::Supervised;
 use crate::env::{Backend, Environment, Link, Role};
 
 const NAME: &str = "graph-agent";
@@ -54,7 +53,7 @@ pub struct AgentProcess {
     setup: AgentSetup,
     backend: Backend,
     env_dir: PathBuf,
-    proc: Option<Process>,
+    proc: Supervised,
     port: u16,
     api: Api,
 }
@@ -69,7 +68,7 @@ impl AgentProcess {
             setup,
             backend: env.backend().clone(),
             env_dir: env.dir().to_path_buf(),
-            proc: None,
+            proc: Supervised::new(NAME),
             port,
             api,
         };
@@ -190,34 +189,18 @@ impl AgentProcess {
                 AgentError::process(NAME, format!("cannot start `{}`: {e}", program.display()))
             })?;
         wait_listening(NAME, &mut proc, self.port, &self.log_path())?;
-        self.proc = Some(proc);
+        self.proc.started(proc);
         Ok(())
     }
 
     /// SIGKILL (`docker kill`), as a crash.
     pub fn kill(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.kill();
-        }
+        self.proc.kill();
     }
 
-    /// SIGSTOP (`docker pause`): the agent hangs, connections stay open.
-    pub fn pause(&self) -> Result<(), AgentError> {
-        self.each(Process::pause)
-    }
-
-    pub fn resume(&self) -> Result<(), AgentError> {
-        self.each(Process::resume)
-    }
-
-    fn each(
-        &self,
-        f: impl Fn(&Process) -> Result<(), crate::env::EnvError>,
-    ) -> Result<(), AgentError> {
-        match &self.proc {
-            Some(p) => f(p).map_err(|e| AgentError::process(NAME, e)),
-            None => Ok(()),
-        }
+    /// Its process, for the scenario's kill, pause and resume.
+    pub(super) fn process(&mut self) -> &mut Supervised {
+        &mut self.proc
     }
 
     /// Stops the agent (if running) and starts it with the same settings.
@@ -249,15 +232,7 @@ impl AgentProcess {
 
     /// SIGTERM, then SIGKILL after 10 s.
     pub fn stop(&mut self) {
-        if let Some(p) = self.proc.take() {
-            stop_all(&mut [p], |_| Duration::from_secs(10));
-        }
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        self.stop();
+        self.proc.stop();
     }
 }
 

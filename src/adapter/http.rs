@@ -6,10 +6,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::file::{AgentFile, HttpSpec};
+use super::supervised::Supervised;
 use super::{AgentError, AgentSetup, Profile, agent_env};
 use crate::api::Job;
 use crate::env::Environment;
-use crate::env::process::{Process, stop_all};
+use crate::env::process::Process;
 use crate::evidence::AuthProbe;
 
 /// How long an agent may take to listen after it is started.
@@ -151,7 +152,7 @@ pub struct HttpAgent {
     setup: AgentSetup,
     vars: Vec<(String, String)>,
     port: u16,
-    proc: Option<Process>,
+    proc: Supervised,
     api: Api,
 }
 
@@ -184,7 +185,7 @@ impl HttpAgent {
             setup,
             vars,
             port,
-            proc: None,
+            proc: Supervised::new(&file.name),
         };
         agent.spawn()?;
         Ok(agent)
@@ -208,50 +209,23 @@ impl HttpAgent {
             AgentError::process(name, format!("cannot start `{}`: {e}", self.spec.start[0]))
         })?;
         wait_listening(name, &mut proc, self.port, &self.setup.log)?;
-        self.proc = Some(proc);
+        self.proc.started(proc);
         Ok(())
     }
 
-    pub fn kill(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.kill();
-        }
-    }
-
-    pub fn pause(&self) -> Result<(), AgentError> {
-        self.each(Process::pause)
-    }
-
-    pub fn resume(&self) -> Result<(), AgentError> {
-        self.each(Process::resume)
-    }
-
-    fn each(
-        &self,
-        f: impl Fn(&Process) -> Result<(), crate::env::EnvError>,
-    ) -> Result<(), AgentError> {
-        match &self.proc {
-            Some(p) => f(p).map_err(|e| AgentError::process(&self.file.name, e)),
-            None => Ok(()),
-        }
+    /// Its process, for the scenario's kill, pause and resume.
+    pub(super) fn process(&mut self) -> &mut Supervised {
+        &mut self.proc
     }
 
     pub fn restart(&mut self) -> Result<(), AgentError> {
-        self.stop();
+        self.proc.stop();
         self.spawn()
     }
 
-    /// SIGTERM to its process group, SIGKILL after 10 s.
+    /// SIGTERM to its process group, SIGKILL after a grace period.
     pub fn stop(&mut self) {
-        if let Some(p) = self.proc.take() {
-            stop_all(&mut [p], |_| Duration::from_secs(10));
-        }
-    }
-}
-
-impl Drop for HttpAgent {
-    fn drop(&mut self) {
-        self.stop();
+        self.proc.stop();
     }
 }
 

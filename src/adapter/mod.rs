@@ -17,6 +17,7 @@ pub mod command;
 pub mod file;
 pub mod graph_agent;
 pub mod http;
+mod supervised;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -217,36 +218,28 @@ impl Agent {
         }
     }
 
+    /// The process graphdrill runs the agent as; a command agent has none.
+    fn process(&mut self, what: &str) -> Result<&mut supervised::Supervised, AgentError> {
+        match self {
+            Agent::GraphAgent(a) => Ok(a.process()),
+            Agent::Http(a) => Ok(a.process()),
+            Agent::Command(a) => Err(a.profile().cannot(what, Capability::Process)),
+        }
+    }
+
     /// SIGKILL, as a crash.
     pub fn kill(&mut self) -> Result<(), AgentError> {
-        match self {
-            Agent::GraphAgent(a) => {
-                a.kill();
-                Ok(())
-            }
-            Agent::Http(a) => {
-                a.kill();
-                Ok(())
-            }
-            Agent::Command(a) => Err(a.profile().cannot("be killed", Capability::Process)),
-        }
+        self.process("be killed")?.kill();
+        Ok(())
     }
 
     /// SIGSTOP: the agent hangs, its connections stay open.
-    pub fn pause(&self) -> Result<(), AgentError> {
-        match self {
-            Agent::GraphAgent(a) => a.pause(),
-            Agent::Http(a) => a.pause(),
-            Agent::Command(a) => Err(a.profile().cannot("be paused", Capability::Process)),
-        }
+    pub fn pause(&mut self) -> Result<(), AgentError> {
+        self.process("be paused")?.pause()
     }
 
-    pub fn resume(&self) -> Result<(), AgentError> {
-        match self {
-            Agent::GraphAgent(a) => a.resume(),
-            Agent::Http(a) => a.resume(),
-            Agent::Command(a) => Err(a.profile().cannot("be resumed", Capability::Process)),
-        }
+    pub fn resume(&mut self) -> Result<(), AgentError> {
+        self.process("be resumed")?.resume()
     }
 
     /// Stops the agent (if running) and starts it again.
