@@ -16,7 +16,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use graphdrill::adapter::graph_agent::{AgentProcess, AgentSetup};
+use graphdrill::adapter::builtin::{AgentProcess, AgentSetup};
 use graphdrill::api::{Job, JobState};
 use graphdrill::env::{self, EnvOptions, Environment};
 use graphdrill::workload::fixture;
@@ -168,12 +168,8 @@ async fn main() {
         clock_skew_ms: 0,
         extra: String::new(),
     };
-    let agent = AgentProcess::start(
-        &env,
-        &graphdrill::adapter::graph_agent::default_bin(),
-        setup,
-    )
-    .expect("graph-agent starts");
+    let agent = AgentProcess::start(&env, &graphdrill::adapter::builtin::default_bin(), setup)
+        .expect("graph-agent starts");
 
     // Full backups.
     let (full, secs) = timed(job(

@@ -2,7 +2,7 @@
 //! jobs and followed to their end through one of three adapters, with a
 //! [`Profile`] that says which of its behaviours can be judged.
 //!
-//! - [`graph_agent`]: graph-agent, configured and run by graphdrill and
+//! - [`builtin`]: graph-agent, configured and run by graphdrill and
 //!   driven through its control API;
 //! - [`http`]: any agent that speaks that API (`docs/openapi.json`),
 //!   started by a command of its own;
@@ -13,9 +13,9 @@
 //! API's shape ([`Job`]); a check whose evidence an agent cannot give is
 //! skipped, naming what the agent lacks.
 
+pub mod builtin;
 pub mod command;
 pub mod file;
-pub mod graph_agent;
 pub mod http;
 mod supervised;
 
@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::Job;
 use crate::env::{Environment, Link, Tool, Tools};
+pub use builtin::{AgentProcess, AgentSetup};
 pub use file::AgentFile;
-pub use graph_agent::{AgentProcess, AgentSetup};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {

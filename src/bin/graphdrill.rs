@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use graphdrill::adapter::{self, graph_agent};
+use graphdrill::adapter::{self, builtin};
 use graphdrill::api::exit;
 use graphdrill::check::Status;
 use graphdrill::drill::{self, Progress, RunOptions};
@@ -241,7 +241,7 @@ fn main() -> ExitCode {
             if agent == "graph-agent" && agent_bin.is_none() && backend == BackendChoice::Local {
                 build_agent_under_cargo();
             }
-            let bin = agent_bin.unwrap_or_else(graph_agent::default_bin);
+            let bin = agent_bin.unwrap_or_else(builtin::default_bin);
             let agent = match adapter::Spec::choose(&agent, bin) {
                 Ok(a) => a,
                 Err(e) => {
@@ -486,7 +486,7 @@ fn list(paths: &[PathBuf]) -> ExitCode {
          region lose/restore; neo4j rotate-password; agent kill/pause/resume/restart; key rotate/replace; \
          agent clock skew."
     );
-    match graph_agent::faketime_lib() {
+    match builtin::faketime_lib() {
         Some(lib) => println!("clock skew for the agent: available ({})", lib.display()),
         None => println!(
             "clock skew for the agent: NOT available here: libfaketime is missing (Debian: apt-get install faketime)"

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::{admin_graph, healthy, schema_violations, serial, shared_env};
-use graphdrill::adapter::graph_agent::{AgentProcess, AgentSetup};
+use graphdrill::adapter::builtin::{AgentProcess, AgentSetup};
 use graphdrill::api::{FailureClass, Job, JobState};
 use graphdrill::env::{Environment, Link};
 use graphdrill::fault::{AccessDenied, Fault, Partition};

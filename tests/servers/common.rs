@@ -182,7 +182,7 @@ pub fn ensure_debian_package(package: &str, file: &Path) {
 /// The graph-agent executable the tests drive: built beside them by the
 /// workspace's `cargo test` (graphdrill never links the agent: it runs it).
 pub fn agent_bin() -> std::path::PathBuf {
-    let bin = graphdrill::adapter::graph_agent::default_bin();
+    let bin = graphdrill::adapter::builtin::default_bin();
     assert!(
         bin.is_file(),
         "graph-agent not at {} (run the tests with `cargo test --workspace`)",

@@ -262,7 +262,7 @@ fn smoke_access_denied_region_loss_and_clock_skew_give_the_same_verdicts_on_dock
     let Some(engine) = engine_or_skip("same verdicts") else {
         return;
     };
-    if graphdrill::adapter::graph_agent::faketime_lib().is_none() {
+    if graphdrill::adapter::builtin::faketime_lib().is_none() {
         let lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
         crate::common::ensure_debian_package("faketime", Path::new(lib));
     }

@@ -90,7 +90,7 @@ fn check_run_folder(dir: &Path, report: &Value) {
 /// The clock-skew scenario runs the agent under libfaketime.
 fn ensure_faketime() {
     let lib = Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1");
-    if graphdrill::adapter::graph_agent::faketime_lib().is_none() {
+    if graphdrill::adapter::builtin::faketime_lib().is_none() {
         crate::common::ensure_debian_package("faketime", lib);
     }
 }
@@ -279,7 +279,7 @@ fn each_defect_fails_the_drill_on_the_check_that_should_catch_it() {
 #[cfg(feature = "defects")]
 #[test]
 fn every_defect_is_exercised() {
-    let out = std::process::Command::new(graphdrill::adapter::graph_agent::default_bin())
+    let out = std::process::Command::new(graphdrill::adapter::builtin::default_bin())
         .arg("--list-defects")
         .output()
         .expect("graph-agent runs");

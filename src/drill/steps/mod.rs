@@ -147,7 +147,7 @@ fn overrides(scenario: &Scenario) -> Vec<(String, String)> {
             out.push((
                 format!(
                     "{}{}__{}",
-                    crate::adapter::graph_agent::ENV_PREFIX,
+                    crate::adapter::builtin::ENV_PREFIX,
                     section.to_uppercase(),
                     field.to_uppercase()
                 ),
