@@ -290,10 +290,13 @@ pub fn load(dir: &Path) -> Result<Evidence, EvidenceError> {
     );
     part(SOURCE, read_json(dir, SOURCE).map(|v| ev.source = v));
     part(CATALOGS, read_json(dir, CATALOGS).map(|v| ev.catalogs = v));
-    part(
-        AUTH_PROBES,
-        read_json(dir, AUTH_PROBES).map(|v| ev.auth_probes = v),
-    );
+    // A run stored before the probe has none: `api-auth` skips it.
+    if dir.join(AUTH_PROBES).exists() {
+        part(
+            AUTH_PROBES,
+            read_json(dir, AUTH_PROBES).map(|v| ev.auth_probes = v),
+        );
+    }
     if dir.join(AGENT).exists() {
         part(AGENT, read_json(dir, AGENT).map(|v| ev.agent = v));
     }

@@ -444,6 +444,8 @@ mod tests {
             result(&graph_agent, "heartbeat[step 2]").status,
             Status::Unknown
         );
+        // Stored before the API probe existed: not judged on it, not unknown.
+        assert_eq!(result(&graph_agent, "api-auth").status, Status::Skipped);
         let foreign = Profile {
             name: "cron-export".into(),
             capabilities: Default::default(),
