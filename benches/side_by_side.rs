@@ -166,6 +166,7 @@ async fn main() {
         token: TOKEN.into(),
         keys: vec![("bench".into(), [7; 32])],
         clock_skew_ms: 0,
+        retention: Default::default(),
         extra: String::new(),
     };
     let agent = AgentProcess::start(&env, &graphdrill::adapter::builtin::default_bin(), setup)

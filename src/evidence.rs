@@ -8,7 +8,8 @@
 //! restored graph as the judge's canonical JSON lines, the restores, job
 //! expectations, heartbeat windows, what the source held at the end, the
 //! catalogs, the agent drilled and what of it can be judged, its answers
-//! to requests with a bad credential, the agent's
+//! to requests with a bad credential, the objects it damaged and what
+//! prunes left, the agent's
 //! settings, and fingerprints (never the text) of the
 //! run's secrets. A file that is missing is named by the checks that need it.
 
@@ -38,6 +39,8 @@ pub const CATALOGS: &str = "evidence/catalogs.json";
 /// none and was graph-agent.
 pub const AGENT: &str = "evidence/agent.json";
 pub const AUTH_PROBES: &str = "evidence/auth-probes.json";
+pub const DAMAGE: &str = "evidence/damage.json";
+pub const PRUNES: &str = "evidence/prunes.json";
 pub const SETTINGS: &str = "evidence/settings.json";
 pub const SECRETS: &str = "evidence/secrets.json";
 
@@ -92,6 +95,49 @@ pub struct AuthProbe {
     pub job: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// An object the runner damaged, and the job steps that read its backup
+/// while it was damaged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DamageRecord {
+    /// The fault's number in the events.
+    pub fault: usize,
+    pub step: usize,
+    pub tier: Tier,
+    pub backup: String,
+    /// The damaged object's key in its tier.
+    pub object: String,
+    pub how: crate::fault::Harm,
+    /// Steps (restore, verify, copy) that read `backup` meanwhile.
+    pub read_by: Vec<usize>,
+}
+
+/// A prune job, and what the runner's reader found in its tier before
+/// and after it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PruneRecord {
+    pub step: usize,
+    pub tier: Tier,
+    /// The retention the agent was configured with for the tier.
+    pub retention_ms: u64,
+    pub job: Job,
+    pub seen: Seen,
+    pub backups: Vec<PrunedBackup>,
+}
+
+/// One backup of a pruned tier, by the runner's clock and reader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrunedBackup {
+    pub id: String,
+    /// How the runner saw the backup job that made it.
+    pub made: Seen,
+    /// Its parent, as its catalog entry said before the prune.
+    pub parent: Option<String>,
+    /// Whether the catalog lists it after the prune.
+    pub listed_after: bool,
+    /// After the prune: `None` when it reads back whole, else why not.
+    pub unreadable_after: Option<String>,
 }
 
 /// A job step and what the scenario expected of it.
@@ -184,6 +230,8 @@ pub struct Evidence {
     pub catalogs: BTreeMap<String, Vec<String>>,
     pub agent: Profile,
     pub auth_probes: Vec<AuthProbe>,
+    pub damage: Vec<DamageRecord>,
+    pub prunes: Vec<PruneRecord>,
     pub settings: Settings,
     pub secrets: Vec<Fingerprint>,
     /// Every file of the run but the evidence itself, for the secret scan.
@@ -234,6 +282,8 @@ pub fn write(dir: &Path, ev: &Evidence) -> Result<(), EvidenceError> {
     write_json(dir, CATALOGS, &ev.catalogs)?;
     write_json(dir, AGENT, &ev.agent)?;
     write_json(dir, AUTH_PROBES, &ev.auth_probes)?;
+    write_json(dir, DAMAGE, &ev.damage)?;
+    write_json(dir, PRUNES, &ev.prunes)?;
     write_json(dir, SETTINGS, &ev.settings)?;
     write_json(dir, SECRETS, &ev.secrets)
 }
@@ -261,6 +311,8 @@ pub fn load(dir: &Path) -> Result<Evidence, EvidenceError> {
         catalogs: BTreeMap::new(),
         agent: Profile::graph_agent(),
         auth_probes: Vec::new(),
+        damage: Vec::new(),
+        prunes: Vec::new(),
         settings: Settings {
             max_retries: 0,
             heartbeat_interval_ms: 0,
@@ -296,6 +348,13 @@ pub fn load(dir: &Path) -> Result<Evidence, EvidenceError> {
             AUTH_PROBES,
             read_json(dir, AUTH_PROBES).map(|v| ev.auth_probes = v),
         );
+    }
+    // Runs stored before damage and prune steps have neither file.
+    if dir.join(DAMAGE).exists() {
+        part(DAMAGE, read_json(dir, DAMAGE).map(|v| ev.damage = v));
+    }
+    if dir.join(PRUNES).exists() {
+        part(PRUNES, read_json(dir, PRUNES).map(|v| ev.prunes = v));
     }
     if dir.join(AGENT).exists() {
         part(AGENT, read_json(dir, AGENT).map(|v| ev.agent = v));

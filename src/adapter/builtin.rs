@@ -9,6 +9,7 @@ use super::AgentError;
 use super::http::{Api, wait_listening};
 use super::supervised::Supervised;
 use crate::env::{Backend, Environment, Link, Role};
+use crate::scenario::{Retention, Tier};
 
 const NAME: &str = "graph-agent";
 
@@ -41,6 +42,8 @@ pub struct AgentSetup {
     pub keys: Vec<(String, [u8; 32])>,
     /// How far off the agent's wall clock runs, in ms (libfaketime).
     pub clock_skew_ms: i64,
+    /// How long each tier keeps a backup.
+    pub retention: Retention,
     /// TOML appended to the configuration, e.g. `[[schedule]]` tables.
     pub extra: String,
 }
@@ -111,14 +114,17 @@ impl AgentProcess {
             ));
         }
         let state = env.state();
-        let s3_tier = |name: &str, region: &str, link: Link| {
+        let retention = &self.setup.retention;
+        let s3_tier = |tier: Tier, region: &str, link: Link| {
             let s3 = &state.s3[region];
             format!(
-                "[[tier]]\nname = \"{name}\"\nkind = \"s3\"\nendpoint = \"http://{}\"\nbucket = \"{}\"\n\
-                 credentials_file = \"{}\"\nretention = \"30d\"\nrestore_sla = \"30m\"\n",
+                "[[tier]]\nname = \"{}\"\nkind = \"s3\"\nendpoint = \"http://{}\"\nbucket = \"{}\"\n\
+                 credentials_file = \"{}\"\nretention = \"{}\"\nrestore_sla = \"30m\"\n",
+                tier.name(),
                 state.link(link).listen,
                 s3.bucket,
-                s3.agent_credentials_file.display()
+                s3.agent_credentials_file.display(),
+                retention.of(tier),
             )
         };
         let db = |section: &str, instance: &str, link: Link| {
@@ -135,16 +141,17 @@ impl AgentProcess {
              [control]\ntoken_file = \"{}\"\n\n{DEFAULTS}\n\
              [heartbeat]\nurl = \"http://{}/heartbeat\"\ninterval = \"1s\"\noffline_threshold = \"3s\"\n\n\
              {}\n{}\n{key_lines}\n{}\n{}\n\
-             [[tier]]\nname = \"local\"\nkind = \"local\"\npath = \"{}\"\nretention = \"7d\"\nrestore_sla = \"5m\"\n{}",
+             [[tier]]\nname = \"local\"\nkind = \"local\"\npath = \"{}\"\nretention = \"{}\"\nrestore_sla = \"5m\"\n{}",
             self.port,
             d.join("state").display(),
             d.join("token").display(),
             state.link(Link::Control).listen,
             db("neo4j", "neo4j", Link::Neo4j),
             db("restore", "neo4j-recovery", Link::Neo4jRecovery),
-            s3_tier("primary", "s3-primary", Link::S3Primary),
-            s3_tier("archive", "s3-archive", Link::S3Archive),
+            s3_tier(Tier::Primary, "s3-primary", Link::S3Primary),
+            s3_tier(Tier::Archive, "s3-archive", Link::S3Archive),
             d.join("snapshots").display(),
+            retention.of(Tier::Local),
             self.setup.extra,
         );
         std::fs::write(d.join("agent.toml"), config).map_err(io)

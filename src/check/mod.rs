@@ -8,6 +8,7 @@ pub mod intrusion;
 pub mod registry;
 pub mod rpo;
 pub mod sla;
+pub mod storage;
 
 use std::collections::BTreeMap;
 

@@ -8,7 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::{
     CheckResult, Status, behaviour, consistency, cursors, expected_graph, intrusion, rpo, sla,
-    vocabulary,
+    storage, vocabulary,
 };
 use crate::adapter::Capability;
 use crate::api::{JobKind, JobState};
@@ -158,6 +158,18 @@ pub static CHECKS: &[&dyn Check] = &[
                 ev.settings.max_retries,
             )]
         },
+    },
+    &Registered {
+        name: "damage-detected",
+        inputs: &[file::DAMAGE, file::EXPECTATIONS],
+        requires: &[],
+        run: |ev, _| storage::damage_detected(&ev.damage, &ev.expectations),
+    },
+    &Registered {
+        name: "retention",
+        inputs: &[file::PRUNES, file::AGENT],
+        requires: &[Capability::Repository],
+        run: |ev, _| ev.prunes.iter().map(storage::retention).collect(),
     },
     &Registered {
         name: "api-auth",
@@ -422,6 +434,8 @@ mod tests {
             catalogs: Default::default(),
             agent,
             auth_probes: Vec::new(),
+            damage: Vec::new(),
+            prunes: Vec::new(),
             settings: Settings {
                 max_retries: 2,
                 heartbeat_interval_ms: 1000,

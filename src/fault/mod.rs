@@ -3,12 +3,14 @@
 //! every kind at once, for the runner's exit paths.
 
 mod access_denied;
+mod damage;
 mod partition;
 mod password;
 mod region_loss;
 mod toxic;
 
 pub use access_denied::AccessDenied;
+pub use damage::{Damage, Harm};
 pub use partition::Partition;
 pub use password::RotatePassword;
 pub use region_loss::RegionLoss;
@@ -28,6 +30,8 @@ pub enum FaultError {
     S3(#[from] S3Error),
     #[error(transparent)]
     Env(#[from] EnvError),
+    #[error(transparent)]
+    Storage(#[from] crate::repository::RepositoryError),
     #[error("neo4j `{instance}`: {source}")]
     Neo4j {
         instance: String,

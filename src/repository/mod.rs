@@ -94,6 +94,54 @@ impl Objects {
     }
 }
 
+impl Objects {
+    /// Writes `bytes` under `key`: for the storage faults, which damage and
+    /// put back what an agent stored.
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), RepositoryError> {
+        let unwritable = |message: String| RepositoryError::Unreadable {
+            object: key.to_string(),
+            message,
+        };
+        match self {
+            Objects::Folder(dir) => {
+                let path = dir.join(key);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| unwritable(e.to_string()))?;
+                }
+                std::fs::write(path, bytes).map_err(|e| unwritable(e.to_string()))
+            }
+            Objects::Bucket(b) => b
+                .put(key, bytes)
+                .await
+                .map_err(|e| unwritable(e.to_string())),
+        }
+    }
+
+    /// Removes `key`; one already gone is no error.
+    pub async fn delete(&self, key: &str) -> Result<(), RepositoryError> {
+        let failed = |message: String| RepositoryError::Unreadable {
+            object: key.to_string(),
+            message,
+        };
+        match self {
+            Objects::Folder(dir) => match std::fs::remove_file(dir.join(key)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(failed(e.to_string())),
+                _ => Ok(()),
+            },
+            Objects::Bucket(b) => b.delete(key).await.map_err(|e| failed(e.to_string())),
+        }
+    }
+}
+
+/// What kind of object of a backup, for choosing one to damage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    Catalog,
+    Manifest,
+    Chunk,
+}
+
 /// What the reader found behind one claimed backup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
@@ -191,6 +239,26 @@ impl Reader {
         Ok(found)
     }
 
+    /// The objects `backup` itself is made of (not its parents'), as the
+    /// format names them: its catalog entry, its manifest, its chunks.
+    pub async fn objects_of(
+        &self,
+        backup: &str,
+    ) -> Result<Vec<(ObjectKind, String)>, RepositoryError> {
+        let manifest = self.manifest(backup).await?;
+        let mut out = vec![
+            (ObjectKind::Catalog, catalog::key(backup)),
+            (ObjectKind::Manifest, catalog::manifest_key(backup)),
+        ];
+        let chunks: std::collections::BTreeSet<&String> = manifest.chunks.iter().collect();
+        out.extend(
+            chunks
+                .into_iter()
+                .map(|name| (ObjectKind::Chunk, chunk_key(name))),
+        );
+        Ok(out)
+    }
+
     /// The catalog entry and the manifest of `id`, which must agree.
     async fn manifest(&self, id: &str) -> Result<Manifest, RepositoryError> {
         let key = catalog::key(id);
@@ -237,7 +305,7 @@ impl Reader {
     }
 
     async fn chunk(&self, name: &str) -> Result<Vec<u8>, RepositoryError> {
-        let object = format!("chunks/{}/{name}", &name[..2]);
+        let object = chunk_key(name);
         let sealed = self.objects.must(&object).await?;
         let compressed = self.unseal(&object, &sealed)?;
         let plain = zstd::stream::decode_all(compressed.as_slice())
@@ -252,6 +320,11 @@ impl Reader {
     fn unseal(&self, object: &str, sealed: &[u8]) -> Result<Vec<u8>, RepositoryError> {
         envelope::open(object, sealed, &self.keys).map_err(|e| damaged(object, e))
     }
+}
+
+/// Where the chunk `name` lives.
+fn chunk_key(name: &str) -> String {
+    format!("chunks/{}/{name}", name.get(..2).unwrap_or(name))
 }
 
 fn damaged(object: &str, message: impl ToString) -> RepositoryError {

@@ -34,6 +34,10 @@ pub struct Scenario {
     /// Overrides of graph-agent settings: `[agent.transfer] max_retries = 1`.
     #[serde(default)]
     pub agent: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    /// How long each tier keeps a backup: what the agent is configured
+    /// with, and what `prune` steps are judged by.
+    #[serde(default)]
+    pub retention: Retention,
     #[serde(rename = "step", default)]
     pub steps: Vec<Step>,
     #[serde(default)]
@@ -191,7 +195,9 @@ pub enum Action {
     Restore(RestoreStep),
     Verify(VerifyStep),
     Copy(CopyStep),
+    Prune(PruneStep),
     Fault(FaultStep),
+    Damage(DamageStep),
     /// `heal = "all"`: heals every fault in place.
     Heal,
     Wait(Dur),
@@ -213,6 +219,7 @@ impl Action {
             Action::Restore(r) => Some(&r.backup),
             Action::Verify(v) => Some(&v.backup),
             Action::Copy(c) => Some(&c.backup),
+            Action::Damage(d) => Some(&d.backup),
             _ => None,
         }
     }
@@ -235,7 +242,11 @@ pub struct StepFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copy: Option<CopyStep>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneStep>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<FaultStep>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damage: Option<DamageStep>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heal: Option<HealAll>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -257,7 +268,7 @@ pub struct StepFields {
 /// A step written with no action, or with more than one (their names).
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "a step has exactly one action (backup, restore, verify, copy, fault, heal, wait, agent, region, neo4j, key, workload, clock); found {}",
+    "a step has exactly one action (backup, restore, verify, copy, prune, fault, damage, heal, wait, agent, region, neo4j, key, workload, clock); found {}",
     if .0.is_empty() { "none".to_string() } else { .0.join(", ") }
 )]
 pub struct ActionCount(Vec<&'static str>);
@@ -272,7 +283,9 @@ impl TryFrom<StepFields> for Step {
         put("restore", f.restore.map(Action::Restore));
         put("verify", f.verify.map(Action::Verify));
         put("copy", f.copy.map(Action::Copy));
+        put("prune", f.prune.map(Action::Prune));
         put("fault", f.fault.map(Action::Fault));
+        put("damage", f.damage.map(Action::Damage));
         put("heal", f.heal.map(|HealAll::All| Action::Heal));
         put("wait", f.wait.map(Action::Wait));
         put("agent", f.agent.map(Action::Agent));
@@ -308,7 +321,9 @@ impl From<Step> for StepFields {
             Action::Restore(r) => f.restore = Some(r),
             Action::Verify(v) => f.verify = Some(v),
             Action::Copy(c) => f.copy = Some(c),
+            Action::Prune(p) => f.prune = Some(p),
             Action::Fault(x) => f.fault = Some(x),
+            Action::Damage(d) => f.damage = Some(d),
             Action::Heal => f.heal = Some(HealAll::All),
             Action::Wait(d) => f.wait = Some(d),
             Action::Agent(a) => f.agent = Some(a),
@@ -386,6 +401,31 @@ pub struct CopyStep {
     pub from: Tier,
     pub to: Tier,
     pub expect: Option<JobExpect>,
+}
+
+/// `prune = { tier = "local" }`: the agent removes the tier's backups past
+/// their retention (set short with `[agent.retention]`); the runner then
+/// reads what is left with its own reader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneStep {
+    pub tier: Tier,
+    pub expect: Option<JobExpect>,
+}
+
+/// `damage = { tier, backup, object, how }`: one stored object of a
+/// backup (chosen by the seed among those of its kind) damaged until a
+/// `heal` step or the end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DamageStep {
+    #[serde(default = "latest")]
+    pub backup: String,
+    pub tier: Tier,
+    /// `chunk`, `manifest` or `catalog` (needs an agent whose repository
+    /// graphdrill reads); any object of the backup when left out.
+    pub object: Option<crate::repository::ObjectKind>,
+    pub how: crate::fault::Harm,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -627,6 +667,46 @@ impl Default for Slas {
 }
 
 impl Slas {
+    pub fn of(&self, tier: Tier) -> Dur {
+        match tier {
+            Tier::Local => self.local,
+            Tier::Primary => self.primary,
+            Tier::Archive => self.archive,
+        }
+    }
+}
+
+/// Retention per tier; the defaults are the seed's (7 days local, 30 days
+/// in the buckets), far longer than a drill.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    #[serde(default = "keep_local")]
+    pub local: Dur,
+    #[serde(default = "keep_remote")]
+    pub primary: Dur,
+    #[serde(default = "keep_remote")]
+    pub archive: Dur,
+}
+
+fn keep_local() -> Dur {
+    Dur(std::time::Duration::from_secs(7 * 86_400))
+}
+fn keep_remote() -> Dur {
+    Dur(std::time::Duration::from_secs(30 * 86_400))
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            local: keep_local(),
+            primary: keep_remote(),
+            archive: keep_remote(),
+        }
+    }
+}
+
+impl Retention {
     pub fn of(&self, tier: Tier) -> Dur {
         match tier {
             Tier::Local => self.local,

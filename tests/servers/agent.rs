@@ -60,6 +60,7 @@ fn start_agent_with(
         token: TOKEN.into(),
         keys: vec![(format!("key-{key_byte}"), [key_byte; 32])],
         clock_skew_ms: 0,
+        retention: Default::default(),
         extra: extra.to_string(),
     };
     let proc = AgentProcess::start(env, &crate::common::agent_bin(), setup).unwrap();
@@ -767,7 +768,7 @@ async fn prune_from_the_command_line_removes_only_expired_backups() {
     // The running server keeps the folder; these commands run beside it.
     std::fs::write(
         &config,
-        text.replace("retention = \"7d\"", "retention = \"3s\""),
+        text.replace("retention = \"7days\"", "retention = \"3s\""),
     )
     .unwrap();
 

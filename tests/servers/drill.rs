@@ -213,7 +213,7 @@ fn the_correct_agent_passes_every_shipped_ci_scenario() {
 
 /// Each defect, a scenario that provokes it, and the check that must catch it.
 #[cfg(feature = "defects")]
-const DEFECTS: [(&str, &str, &str); 10] = [
+const DEFECTS: [(&str, &str, &str); 12] = [
     ("early-success", "smoke", "agent-claims"),
     ("retry-access-denied", "access-denied", "step[2]"),
     ("drop-deletions", "smoke", "consistency[step 3]"),
@@ -243,6 +243,18 @@ const DEFECTS: [(&str, &str, &str); 10] = [
     // Lets in a wrong bearer token: the runner's probe at the start of
     // every drill is let in.
     ("any-token", "smoke", "api-auth"),
+    // A verify that reads nothing passes over a flipped byte.
+    (
+        "verify-checks-nothing",
+        "bit-rot",
+        "damage-detected[step 3]",
+    ),
+    // Prune drops the expired full backup a retained incremental needs.
+    (
+        "prune-ignores-chains",
+        "retention-prune",
+        "retention[step 5]",
+    ),
 ];
 
 /// Checks that still pass under a defect: proof that the agent's own view

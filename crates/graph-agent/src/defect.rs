@@ -28,10 +28,15 @@ pub enum Defect {
     LateRecoveryPoint,
     /// Lets in any bearer token: it checks that one is given, not which.
     AnyToken,
+    /// Verify lists the chain and reads no chunk: it passes over rot.
+    VerifyChecksNothing,
+    /// Prune removes every expired backup, even one a retained
+    /// incremental builds on.
+    PruneIgnoresChains,
 }
 
 impl Defect {
-    pub const ALL: [Defect; 9] = [
+    pub const ALL: [Defect; 11] = [
         Defect::EarlySuccess,
         Defect::RetryAccessDenied,
         Defect::DropDeletions,
@@ -41,6 +46,8 @@ impl Defect {
         Defect::TinyNegativeInts,
         Defect::LateRecoveryPoint,
         Defect::AnyToken,
+        Defect::VerifyChecksNothing,
+        Defect::PruneIgnoresChains,
     ];
 
     /// The name used in `GRAPH_AGENT_DEFECTS`.
@@ -55,6 +62,8 @@ impl Defect {
             Defect::TinyNegativeInts => "tiny-negative-ints",
             Defect::LateRecoveryPoint => "late-recovery-point",
             Defect::AnyToken => "any-token",
+            Defect::VerifyChecksNothing => "verify-checks-nothing",
+            Defect::PruneIgnoresChains => "prune-ignores-chains",
         }
     }
 }

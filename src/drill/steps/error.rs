@@ -52,6 +52,19 @@ pub enum StepError {
     /// A scenario's subgraph query that Neo4j refused or answered oddly.
     #[error("subgraph `{name}`: {message}")]
     Subgraph { name: String, message: String },
+    #[error("no successful backup `{reference}` in `{tier}` to {doing}")]
+    NoBackup {
+        reference: String,
+        tier: &'static str,
+        doing: &'static str,
+    },
+    /// A damage step that found nothing of the kind it names.
+    #[error("backup `{backup}` in `{tier}` has no {wanted} to damage")]
+    NoObject {
+        backup: String,
+        tier: &'static str,
+        wanted: String,
+    },
     #[error("no tier `{0}`")]
     UnknownTier(String),
     /// What a foreign agent claimed of a backup that storage does not hold.

@@ -2,9 +2,11 @@
 //! thing to the environment or the agent and records what it saw; judging
 //! happens later, over the records.
 
+mod damage;
 mod error;
 mod faults;
 mod jobs;
+mod prune;
 mod restore;
 mod storage;
 
@@ -62,6 +64,9 @@ pub struct Drill<'a> {
     ops: Vec<Op>,
     base: Graph,
     faults: Vec<Injected>,
+    /// Stored objects damaged, and who read their backups meanwhile.
+    damaged: Vec<evidence::DamageRecord>,
+    prunes: Vec<evidence::PruneRecord>,
     pending: Vec<Pending>,
     /// Successful backups per tier, oldest first.
     backups: BTreeMap<Tier, Vec<String>>,
@@ -110,6 +115,14 @@ pub fn describe(step: &Step) -> String {
             expect(&v.expect)
         ),
         Action::Copy(c) => format!("copy {} {} → {}", c.backup, c.from.name(), c.to.name()),
+        Action::Prune(p) => format!("prune {}{}", p.tier.name(), expect(&p.expect)),
+        Action::Damage(d) => format!(
+            "damage {} of {} in {} ({})",
+            d.object.map_or("an object".into(), |k| word(&k)),
+            d.backup,
+            d.tier.name(),
+            word(&d.how)
+        ),
         Action::Fault(f) => {
             let target = f
                 .link
@@ -187,6 +200,8 @@ impl<'a> Drill<'a> {
             ops: Vec::new(),
             base: Graph::default(),
             faults: Vec::new(),
+            damaged: Vec::new(),
+            prunes: Vec::new(),
             pending: Vec::new(),
             backups: BTreeMap::new(),
             named: BTreeMap::new(),
@@ -320,6 +335,7 @@ impl<'a> Drill<'a> {
             token,
             keys: vec![key],
             clock_skew_ms: 0,
+            retention: self.scenario.retention.clone(),
             extra: String::new(),
         };
         let _ = std::fs::create_dir_all(self.store.dir.join("logs"));
@@ -389,8 +405,21 @@ impl<'a> Drill<'a> {
             }) | Action::Restore(_)
                 | Action::Verify(_)
                 | Action::Copy(_)
+                | Action::Prune(_)
+                | Action::Damage(_)
         ) {
             self.settle().await;
+        }
+        let read = match &step.action {
+            Action::Restore(r) => Some((r.tier, &r.backup)),
+            Action::Verify(v) => Some((v.tier, &v.backup)),
+            Action::Copy(c) => Some((c.from, &c.backup)),
+            _ => None,
+        };
+        if let Some((tier, reference)) = read
+            && let Some(backup) = self.resolve(reference, tier)
+        {
+            self.note_read(i, tier, &backup);
         }
         match &step.action {
             Action::Backup(b) => {
@@ -433,7 +462,9 @@ impl<'a> Drill<'a> {
                 }
                 Ok(self.last_job_line())
             }
+            Action::Prune(p) => self.prune(i, p, describe(step)).await,
             Action::Fault(f) => self.inject_fault(i, f).await,
+            Action::Damage(d) => self.damage(i, d).await,
             Action::Heal => {
                 self.heal_all().await?;
                 Ok(String::new())
@@ -622,6 +653,8 @@ impl<'a> Drill<'a> {
             catalogs: std::mem::take(&mut self.catalogs),
             agent: self.profile.clone(),
             auth_probes: std::mem::take(&mut self.auth_probes),
+            damage: std::mem::take(&mut self.damaged),
+            prunes: std::mem::take(&mut self.prunes),
             settings: evidence::Settings {
                 max_retries: setting("transfer", "max_retries")
                     .and_then(|v| v.as_integer())
@@ -677,6 +710,11 @@ mod tests {
             ),
             ("neo4j = \"rotate-password\"", "neo4j rotate-password"),
             ("agent = \"kill\"", "agent kill"),
+            (
+                "damage = { tier = \"primary\", object = \"chunk\", how = \"flip\" }",
+                "damage chunk of latest in primary (flip)",
+            ),
+            ("prune = { tier = \"local\" }", "prune local"),
         ];
         for (text, name) in named {
             assert_eq!(describe(&step(text)), name, "{text}");

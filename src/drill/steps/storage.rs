@@ -78,15 +78,20 @@ impl Storage {
         })
     }
 
-    async fn backup_readable(&self, tier: &str, id: &str) -> Result<String, StepError> {
+    /// The judge's reader of graph-agent's repository in `tier`.
+    pub(super) async fn reader(&self, tier: Tier) -> Result<Reader, StepError> {
         let masters = self
             .masters
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        Ok(Reader::open(self.objects(tier)?, &masters).await?)
+    }
+
+    /// `id` read back whole from `tier`, with its chain: what was read.
+    pub(super) async fn backup_readable(&self, tier: &str, id: &str) -> Result<String, StepError> {
         let tier = job_tier(tier).ok_or(StepError::UnknownTier(tier.to_string()))?;
-        let reader = Reader::open(self.objects(tier)?, &masters).await?;
-        let v = reader.verify(id).await?;
+        let v = self.reader(tier).await?.verify(id).await?;
         Ok(format!(
             "{} backups in the chain, {} chunks, {} bytes of records",
             v.chain.len(),

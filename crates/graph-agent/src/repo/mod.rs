@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use crypto::{Key, Keyring, data_key_object};
 pub use store::{Store, StoreError, StoreErrorKind};
 
+use crate::defect::{self, Defect};
 use crate::graph::Record;
 use graph_agent_api::BackupKind;
 
@@ -650,6 +651,9 @@ impl Repository {
                         break;
                     }
                     next = by_id.get(id).and_then(|e| e.parent.as_deref());
+                    if defect::active(Defect::PruneIgnoresChains) {
+                        next = None;
+                    }
                 }
             }
         }

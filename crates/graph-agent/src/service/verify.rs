@@ -3,6 +3,7 @@
 
 use super::Agent;
 use crate::JobError;
+use crate::defect::{self, Defect};
 
 impl Agent {
     pub(super) async fn verify(
@@ -16,7 +17,9 @@ impl Agent {
             Box::pin(async {
                 let repo = self.repository(tier).await?;
                 for m in repo.chain(backup).await? {
-                    repo.verify(&m.id, sample).await?;
+                    if !defect::active(Defect::VerifyChecksNothing) {
+                        repo.verify(&m.id, sample).await?;
+                    }
                 }
                 Ok(backup.to_string())
             })
